@@ -1,0 +1,35 @@
+"""xearthformer: Earthformer and PreDiff forecasts on labelled xarray data.
+
+Importing the package registers the ``.earthformer`` accessor on
+:class:`xarray.DataArray` and :class:`xarray.Dataset`. Heavy parts (torch,
+cartopy) are imported lazily, the first time they are used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "models": "xearthformer.models",
+    "nn": "xearthformer.nn",
+    "metrics": "xearthformer.metrics",
+    "plot": "xearthformer.plot",
+    "datasets": "xearthformer.datasets",
+    "diffusion": "xearthformer.diffusion",
+    "zoo": "xearthformer.zoo",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        return module if _LAZY[name].endswith(name) else getattr(module, name)
+    raise AttributeError(f"module 'xearthformer' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + list(_LAZY))

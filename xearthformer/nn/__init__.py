@@ -1,0 +1,1 @@
+"""xearthformer.nn."""
