@@ -1,1 +1,32 @@
-"""xearthformer.nn."""
+"""Pure-torch building blocks of cuboid attention (torch + einops only, never xarray).
+
+>>> from xearthformer.nn import CuboidSelfAttentionLayer, SELF_PATTERNS
+>>> "axial" in SELF_PATTERNS
+True
+"""
+
+from ._validation import ConfigError
+from .blocks import StackCuboidCrossAttentionBlock, StackCuboidSelfAttentionBlock
+from .cross_attention import CuboidCrossAttentionLayer
+from .dropout import FastDropout
+from .layers import PatchMerging3D, PositionwiseFFN, PosEmbed, RMSNorm, Upsample3DLayer
+from .patterns import CROSS_PATTERNS, SELF_PATTERNS, resolve_cross_pattern, resolve_self_pattern
+from .self_attention import CuboidSelfAttentionLayer
+
+__all__ = [
+    "CROSS_PATTERNS",
+    "SELF_PATTERNS",
+    "ConfigError",
+    "CuboidCrossAttentionLayer",
+    "CuboidSelfAttentionLayer",
+    "FastDropout",
+    "PatchMerging3D",
+    "PosEmbed",
+    "PositionwiseFFN",
+    "RMSNorm",
+    "StackCuboidCrossAttentionBlock",
+    "StackCuboidSelfAttentionBlock",
+    "Upsample3DLayer",
+    "resolve_cross_pattern",
+    "resolve_self_pattern",
+]
