@@ -21,6 +21,7 @@ _LAZY = {
     "datasets": "xearthformer.datasets",
     "diffusion": "xearthformer.diffusion",
     "zoo": "xearthformer.zoo",
+    "tutorial": "xearthformer.tutorial",
 }
 
 

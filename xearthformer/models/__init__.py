@@ -3,12 +3,24 @@
 >>> from xearthformer.models import Earthformer, EarthformerConfig
 """
 
+from .alignment_readout import AttentionPool3d, AttentionReadout, QKVAttention
 from .checkpoint import CheckpointError, extract_state_dict, load_official_checkpoint
 from .earthformer import Earthformer
 from .earthformer_config import EarthformerConfig
+from .prediff_vae import AutoencoderKL, AutoencoderKLConfig, DiagonalGaussianDistribution
+from .time_embedding import TimeEmbedLayer, TimeEmbedResBlock, timestep_embedding
 
 __all__ = [
+    "AttentionPool3d",
+    "AttentionReadout",
+    "AutoencoderKL",
+    "AutoencoderKLConfig",
     "CheckpointError",
+    "DiagonalGaussianDistribution",
+    "QKVAttention",
+    "TimeEmbedLayer",
+    "TimeEmbedResBlock",
+    "timestep_embedding",
     "Earthformer",
     "EarthformerConfig",
     "extract_state_dict",

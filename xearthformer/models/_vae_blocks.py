@@ -131,7 +131,7 @@ class UNetMidBlock2D(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.resnets[0](x)
-        for attention, resnet in zip(self.attentions, self.resnets[1:]):
+        for attention, resnet in zip(self.attentions, self.resnets[1:], strict=True):
             x = resnet(attention(x))
         return x
 

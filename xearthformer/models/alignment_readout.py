@@ -85,7 +85,9 @@ class AttentionPool3d(nn.Module):
     torch.Size([4, 1])
     """
 
-    def __init__(self, data_dim: int, embed_dim: int, num_heads: int, output_dim: int | None = None):
+    def __init__(
+        self, data_dim: int, embed_dim: int, num_heads: int, output_dim: int | None = None
+    ):
         super().__init__()
         if embed_dim % num_heads:
             raise ConfigError(f"embed_dim={embed_dim} must be divisible by num_heads={num_heads}")

@@ -108,8 +108,13 @@ class AutoencoderKLConfig:
     def __post_init__(self) -> None:
         widths = tuple(self.block_out_channels)
         object.__setattr__(self, "block_out_channels", widths)
-        for name in ("in_channels", "out_channels", "layers_per_block", "latent_channels",
-                     "norm_num_groups"):
+        for name in (
+            "in_channels",
+            "out_channels",
+            "layers_per_block",
+            "latent_channels",
+            "norm_num_groups",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
@@ -144,8 +149,10 @@ class AutoencoderKLConfig:
         if act_fn not in ("silu", "swish"):
             raise ConfigError(f"act_fn must be 'silu' (the only one PreDiff uses), got {act_fn!r}")
         widths = tuple(kwargs.pop("block_out_channels", cls.block_out_channels))
-        for key, expected in (("down_block_types", "DownEncoderBlock2D"),
-                              ("up_block_types", "UpDecoderBlock2D")):
+        for key, expected in (
+            ("down_block_types", "DownEncoderBlock2D"),
+            ("up_block_types", "UpDecoderBlock2D"),
+        ):
             types = kwargs.pop(key, (expected,) * len(widths))
             if len(types) != len(widths) or any(t != expected for t in types):
                 raise ConfigError(
@@ -155,8 +162,13 @@ class AutoencoderKLConfig:
         known = {f for f in cls.__dataclass_fields__ if f != "block_out_channels"}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            accepted = known | {"block_out_channels", "act_fn", "down_block_types",
-                                "up_block_types", *_IGNORED_OFFICIAL_KWARGS}
+            accepted = known | {
+                "block_out_channels",
+                "act_fn",
+                "down_block_types",
+                "up_block_types",
+                *_IGNORED_OFFICIAL_KWARGS,
+            }
             raise ConfigError(
                 f"unknown AutoencoderKL kwargs {unknown}; expected some of {sorted(accepted)}"
             )
@@ -207,8 +219,11 @@ class AutoencoderKL(nn.Module):
         kwargs = asdict(self.config)
         levels = len(self.config.block_out_channels)
         kwargs["block_out_channels"] = list(self.config.block_out_channels)
-        kwargs.update(act_fn="silu", down_block_types=["DownEncoderBlock2D"] * levels,
-                      up_block_types=["UpDecoderBlock2D"] * levels)
+        kwargs.update(
+            act_fn="silu",
+            down_block_types=["DownEncoderBlock2D"] * levels,
+            up_block_types=["UpDecoderBlock2D"] * levels,
+        )
         return kwargs
 
     def _check_frames(self, x: Tensor, channels: int, name: str) -> None:
@@ -242,4 +257,3 @@ class AutoencoderKL(nn.Module):
         posterior = self.encode(x)
         z = posterior.sample(generator=generator) if sample_posterior else posterior.mode()
         return self.decode(z)
-

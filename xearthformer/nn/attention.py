@@ -25,11 +25,12 @@ def additive_mask(bias: torch.Tensor | None, mask: torch.Tensor | None, dtype: t
                   device: torch.device) -> torch.Tensor | None:
     """Combine a relative-position ``bias`` "heads v s" and a boolean ``mask`` "n v s".
 
-    Returns a float tensor broadcastable to "n heads v s" ("heads v s" when there is no
+    Returns a float tensor broadcastable to "n heads v s" ("1 heads v s" when there is no
     mask), or ``None`` when there is neither.
     """
     if mask is None:
-        return None if bias is None else bias.to(dtype)
+        # 4-D "1 heads v s": the shape the fused CPU kernel accepts (a 3-D mask falls back to maths)
+        return None if bias is None else bias.to(dtype)[None]
     mask = mask.to(device)
     fill = torch.zeros(mask.shape, dtype=dtype, device=device).masked_fill_(~mask, mask_fill_value(dtype))
     fill = fill[:, None]  # n 1 v s
@@ -47,7 +48,7 @@ def cuboid_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, batch
     batch
         b, so that a per-cuboid mask "n heads v s" can be broadcast over samples.
     attn_mask
-        None, a float "heads v s" (same for every cuboid) or a float "n heads v s".
+        None, a float "1 heads v s" (same for every cuboid) or a float "n heads v s".
     """
     if attn_mask is not None and attn_mask.dim() == 4 and attn_mask.shape[0] > 1:
         n = attn_mask.shape[0]

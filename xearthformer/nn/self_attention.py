@@ -265,7 +265,7 @@ class CuboidSelfAttentionLayer(nn.Module):
             query_g, keys_all, values_all = g2l_q, g2l_k, g2l_v
         g_mask = None
         if key_mask is not None:
-            g_mask = additive_mask(None, key_mask[None, None, :], q.dtype, q.device)[0]
+            g_mask = additive_mask(None, key_mask[None, None, :], q.dtype, q.device)
         new_global = torch.nn.functional.scaled_dot_product_attention(
             query_g, keys_all, values_all, attn_mask=g_mask, dropout_p=dropout_p, scale=self.scale)
         new_global = rearrange(new_global, "b heads g e -> b g (heads e)")

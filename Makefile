@@ -1,0 +1,40 @@
+# Two commands set up everything on a fresh machine (README "Quick start"):
+#   make demo   creates .venv, installs the package, runs the main job
+#   make test   creates .venv, installs the package with its test extra, runs every test
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_PIN ?= torch==2.13.0
+
+.PHONY: demo test install bench-env bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first and pinned: an open range would pull the newest CUDA build (several GB)
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/xearthformer quickstart
+
+test: install
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest
+
+# The official implementation, for side-by-side benchmarks (its package __init__ needs
+# pkg_resources and heavy dependencies, so it is installed without them).
+bench-env: install
+	$(BIN)/python -m pip install --quiet ".[bench]"
+	$(BIN)/python -m pip install --quiet --no-deps "earthformer==0.2.1"
+
+bench: bench-env
+	$(BIN)/python benchmarks/bench_earthformer.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

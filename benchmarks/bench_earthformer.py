@@ -1,0 +1,273 @@
+"""Earthformer: ours vs the official implementation, same weights, same inputs, same run.
+
+Run ``make bench`` (or ``python benchmarks/bench_earthformer.py`` in an environment made by
+``make bench-env``). Each case times the two models alternately (median of ``--reps``),
+prints one line with median seconds, samples/s, achieved GFLOP/s (FLOPs counted once on the
+official model with ``torch.utils.flop_counter``), peak memory of one step (measured in a
+fresh subprocess per model), the ratio official/ours and the max abs output difference, and
+checks the issue's target. ``--scaling`` adds the cost-growth table (24x48 .. 96x192).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _official import official_model  # noqa: E402
+
+from xearthformer.models import Earthformer  # noqa: E402
+from xearthformer.zoo import official_kwargs  # noqa: E402
+
+# case name -> (zoo config, grid override, batch, mode, target ratio)
+CASES = {
+    "enso_fwd_b8": ("earthformer-icar-enso", None, 8, "forward", 1.7),
+    "enso_train_b8": ("earthformer-icar-enso", None, 8, "train", 2.0),
+    "enso_fwd_96x192_b1": ("earthformer-icar-enso", (96, 192), 1, "forward", 2.5),
+    "sevir_fwd_b1": ("earthformer-sevir", None, 1, "forward", 1.3),
+}
+MEMORY_TARGET = {"enso_train_b8": 0.6}  # ours / official peak memory, at most
+
+
+def config(name: str, grid: tuple[int, int] | None, patterns: str | None = None) -> dict:
+    kw = copy.deepcopy(official_kwargs(name))
+    if grid is not None:
+        kw["input_shape"][1:3] = list(grid)
+        kw["target_shape"][1:3] = list(grid)
+    if patterns is not None:
+        n = len(kw["enc_depth"])
+        kw["enc_attn_patterns"] = [patterns] * n
+        kw["dec_self_attn_patterns"] = [patterns] * n
+    return kw
+
+
+def build_pair(kw: dict, seed: int = 0):
+    torch.manual_seed(seed)
+    official = official_model(copy.deepcopy(kw))
+    ours = Earthformer.from_official_kwargs(kw)
+    ours.load_state_dict(official.state_dict(), strict=True)
+    return official, ours
+
+
+def make_step(model, x: torch.Tensor, mode: str, dtype: torch.dtype | None = None):
+    if mode == "forward":
+        model.eval()
+
+        def step():
+            with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+                return model(x)
+        return step
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    target = torch.zeros(x.shape[0], *model_target_shape(model))
+
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.mse_loss(model(x), target)
+        loss.backward()
+        opt.step()
+        return loss
+    return step
+
+
+def model_target_shape(model) -> tuple:
+    shape = getattr(model, "target_shape", None) or model.config.target_shape
+    return tuple(shape)
+
+
+def median_time(step, reps: int) -> float:
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def count_flops(model, x: torch.Tensor, mode: str) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    if mode == "forward":
+        model.eval()
+        with counter, torch.no_grad():
+            model(x)
+    else:
+        model.train()
+        with counter:
+            model(x).square().mean().backward()
+        model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def peak_memory_mb(case: str, impl: str) -> float:
+    """Peak RSS growth of one step (two for training, to include optimizer state), in a fresh process."""
+    out = subprocess.run([sys.executable, __file__, "--memory-child", case, impl], capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def memory_child(case: str, impl: str) -> None:
+    name, grid, batch, mode, _ = CASES[case]
+    kw = config(name, grid)
+    official, ours = build_pair(kw)
+    model = official if impl == "official" else ours
+    del official, ours
+    x = torch.randn(batch, *kw["input_shape"])
+    step = make_step(model, x, mode)
+    rss_before = _current_rss_kb()
+    for _ in range(2 if mode == "train" else 1):
+        step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print((peak - rss_before) / 1024)
+
+
+def _current_rss_kb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * resource.getpagesize() / 1024
+
+
+def run_case(case: str, reps: int) -> dict:
+    name, grid, batch, mode, target = CASES[case]
+    kw = config(name, grid)
+    official, ours = build_pair(kw)
+    x = torch.randn(batch, *kw["input_shape"], generator=torch.Generator().manual_seed(1))
+    official.eval(), ours.eval()
+    with torch.no_grad():
+        diff = (official(x) - ours(x)).abs().max().item() if mode == "forward" else float("nan")
+    flops = count_flops(official, x, mode)
+    steps = {"official": make_step(official, x, mode), "ours": make_step(ours, x, mode)}
+    for step in steps.values():
+        step()  # warm-up
+    times = {k: [] for k in steps}
+    for _ in range(reps):  # alternate so that machine noise hits both alike
+        for k, step in steps.items():
+            times[k].append(median_time(step, 1))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    mem = {k: peak_memory_mb(case, k) for k in steps}
+    return dict(case=case, batch=batch, mode=mode, flops=flops, seconds=med, memory_mb=mem, diff=diff,
+                target=target)
+
+
+def format_case(r: dict) -> str:
+    parts = [f"{r['case']:<20}"]
+    for impl in ("ours", "official"):
+        s = r["seconds"][impl]
+        parts.append(f"{impl} {s:7.3f}s {r['batch'] / s:6.2f} samples/s {r['flops'] / s / 1e9:6.1f} GFLOP/s "
+                     f"peak {r['memory_mb'][impl]:7.1f} MB")
+    ratio = r["seconds"]["official"] / r["seconds"]["ours"]
+    verdict = "PASS" if ratio >= r["target"] else "FAIL"
+    line = " | ".join(parts) + f" | official/ours {ratio:.2f}x (target >= {r['target']}x {verdict})"
+    if r["case"] in MEMORY_TARGET:
+        mem_ratio = r["memory_mb"]["ours"] / r["memory_mb"]["official"]
+        ok = "PASS" if mem_ratio <= MEMORY_TARGET[r["case"]] else "FAIL"
+        line += f" | memory ours/official {mem_ratio:.2f} (target <= {MEMORY_TARGET[r['case']]} {ok})"
+    line += f" | max abs diff {r['diff']:.2e}" if r["diff"] == r["diff"] else " | max abs diff n/a (training)"
+    return line
+
+
+def compiled_case(reps: int) -> str:
+    kw = config("earthformer-icar-enso", None)
+    official, ours = build_pair(kw)
+    x = torch.randn(8, *kw["input_shape"])
+    official.eval(), ours.eval()
+    compiled = torch.compile(official)
+    with torch.no_grad():
+        compiled(x)  # compile
+        t_off = statistics.median([median_time(lambda: compiled(x), 1) for _ in range(reps)])
+        ours(x)
+        t_ours = statistics.median([median_time(lambda: ours(x), 1) for _ in range(reps)])
+    ratio = t_off / t_ours
+    return (f"{'enso_fwd_b8_compiled':<20} ours eager {t_ours:.3f}s | official torch.compile {t_off:.3f}s | "
+            f"compiled-official/ours {ratio:.2f}x (target > 1x {'PASS' if ratio > 1 else 'FAIL'})")
+
+
+def bf16_case(reps: int) -> str:
+    kw = config("earthformer-icar-enso", None)
+    official, ours = build_pair(kw)
+    x = torch.randn(8, *kw["input_shape"])
+    ours.eval()
+    with torch.no_grad():
+        ref = official.eval()(x)
+        fp32 = make_step(ours, x, "forward")
+        bf16 = make_step(ours, x, "forward", torch.bfloat16)
+        fp32(), bf16()
+        t32 = statistics.median([median_time(fp32, 1) for _ in range(reps)])
+        t16 = statistics.median([median_time(bf16, 1) for _ in range(reps)])
+        err = (bf16().float() - ref).abs().max().item() / ref.abs().max().item()
+    return (f"{'enso_fwd_b8_bf16':<20} ours fp32 {t32:.3f}s | ours bf16 autocast {t16:.3f}s "
+            f"({t32 / t16:.2f}x) | bf16 max abs error relative to absmax {err:.2e}")
+
+
+def naive_full_attention_seconds(grid: tuple[int, int], reps: int) -> float | None:
+    kw = config("earthformer-icar-enso", grid, patterns="full")
+    model = Earthformer.from_official_kwargs(kw).eval()
+    x = torch.randn(1, *kw["input_shape"])
+    step = make_step(model, x, "forward")
+    step()
+    return statistics.median([median_time(step, 1) for _ in range(reps)])
+
+
+def scaling_table(reps: int) -> list[str]:
+    lines = ["| grid | FLOPs (GFLOP) | ours (s) | official (s) | naive full attention (s) | ours GFLOP/s |",
+             "|---|---|---|---|---|---|"]
+    for grid in ((24, 48), (48, 96), (96, 192)):
+        kw = config("earthformer-icar-enso", grid)
+        official, ours = build_pair(kw)
+        x = torch.randn(1, *kw["input_shape"])
+        flops = count_flops(official, x, "forward")
+        steps = {"ours": make_step(ours, x, "forward"), "official": make_step(official, x, "forward")}
+        for s in steps.values():
+            s()
+        t = {k: statistics.median([median_time(s, 1) for _ in range(reps)]) for k, s in steps.items()}
+        naive = naive_full_attention_seconds(grid, max(1, reps // 2)) if grid != (96, 192) else None
+        naive_txt = f"{naive:.3f}" if naive is not None else "skipped (110,592 tokens: ~12x the 48x96 cost per token)"
+        lines.append(f"| {grid[0]}x{grid[1]} | {flops / 1e9:.2f} | {t['ours']:.3f} | {t['official']:.3f} | "
+                     f"{naive_txt} | {flops / 1e9 / t['ours']:.1f} |")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also time the official model under torch.compile")
+    parser.add_argument("--bf16", action="store_true", help="also time our opt-in bf16 autocast path")
+    parser.add_argument("--scaling", action="store_true", help="print the cost-growth table")
+    parser.add_argument("--json", type=Path, help="write the raw figures here")
+    parser.add_argument("--memory-child", nargs=2, metavar=("CASE", "IMPL"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.memory_child:
+        memory_child(*args.memory_child)
+        return 0
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, reps={args.reps}")
+    results = []
+    for case in args.cases:
+        r = run_case(case, args.reps)
+        results.append(r)
+        print(format_case(r), flush=True)
+    if args.compile:
+        print(compiled_case(args.reps), flush=True)
+    if args.bf16:
+        print(bf16_case(args.reps), flush=True)
+    if args.scaling:
+        print("\n".join(scaling_table(max(1, args.reps // 2))), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Knowledge control: the official batch norm, the per-sample default, and the mean shift."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from xearthformer.diffusion import DDPMSampler, KnowledgeControl, NoiseSchedule
+from xearthformer.diffusion.schedule import NoiseScheduleConfig
+from xearthformer.nn._validation import ConfigError
+
+
+def frame_means(z, t):
+    """Toy alignment net: per-frame mean of the latent, 'b t h w c' -> 'b t 1'."""
+    return z.mean(dim=(2, 3, 4))[..., None]
+
+
+@pytest.fixture
+def z():
+    return torch.randn(
+        3, 2, 4, 4, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+
+
+def analytic_batch_grad(z, target):
+    """d ||F - y||_2 / dz for F_b = mean(z_b) (one norm over the batch)."""
+    diff = z.mean(dim=(1, 2, 3, 4)) - target
+    per_element = 1.0 / z[0].numel()
+    return (diff / diff.norm())[:, None, None, None, None] * per_element * torch.ones_like(z)
+
+
+def test_batch_norm_gradient_matches_analytic(z):
+    target = torch.tensor([[0.2], [-0.1], [0.4]], dtype=torch.float64)
+    control = KnowledgeControl(frame_means, target, guide_scale=50.0, norm="batch")
+    assert torch.allclose(
+        control.mean_shift(z, torch.tensor([5, 6, 7])),
+        50.0 * analytic_batch_grad(z, target[:, 0]),
+        rtol=1e-12,
+    )
+
+
+def test_per_sample_norm_gradient_is_a_sign(z):
+    target = torch.zeros(3, dtype=torch.float64)
+    control = KnowledgeControl(frame_means, target, guide_scale=2.0)
+    shift = control.mean_shift(z, torch.tensor([1, 1, 1]))
+    sign = torch.sign(z.mean(dim=(1, 2, 3, 4)))
+    expected = 2.0 * sign[:, None, None, None, None] / z[0].numel() * torch.ones_like(z)
+    assert torch.allclose(shift, expected, rtol=1e-12)
+
+
+def test_per_sample_members_do_not_influence_each_other(z):
+    """The default: member 0's shift is the same whatever the rest of the batch holds."""
+    t = torch.tensor([3, 3, 3])
+    other = z.clone()
+    other[1:] = 10 * torch.randn(
+        other[1:].shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64
+    )
+    per_sample = KnowledgeControl(frame_means, 0.3)
+    assert torch.equal(per_sample.mean_shift(z, t)[0], per_sample.mean_shift(other, t)[0])
+    assert torch.allclose(per_sample.mean_shift(z, t)[:1], per_sample.mean_shift(z[:1], t[:1]))
+    batch = KnowledgeControl(frame_means, 0.3, norm="batch")
+    assert not torch.allclose(batch.mean_shift(z, t)[0], batch.mean_shift(other, t)[0])
+    # for one member both norms coincide
+    assert torch.allclose(batch.mean_shift(z[:1], t[:1]), per_sample.mean_shift(z[:1], t[:1]))
+
+
+def test_shift_mean_and_zero_violation(z):
+    control = KnowledgeControl(frame_means, 0.0, guide_scale=1.0)
+    sigma = torch.full((3, 1, 1, 1, 1), 0.5, dtype=torch.float64)
+    mean = torch.zeros_like(z)
+    assert torch.allclose(
+        control.shift_mean(mean, z, torch.tensor([1, 1, 1]), sigma),
+        -0.5 * control.mean_shift(z, torch.tensor([1, 1, 1])),
+    )
+    exact = KnowledgeControl(frame_means, z.mean(dim=(1, 2, 3, 4)), norm="batch")
+    assert torch.isfinite(exact.mean_shift(z, torch.tensor([1, 1, 1]))).all()
+
+
+def test_shift_runs_inside_no_grad_and_leaves_z_alone(z):
+    control = KnowledgeControl(frame_means, 0.0)
+    with torch.no_grad():
+        shift = control.mean_shift(z, torch.tensor([1, 2, 3]))
+    assert not shift.requires_grad and not z.requires_grad and shift.shape == z.shape
+
+
+def test_guided_sampling_moves_toward_the_target():
+    schedule = NoiseSchedule(NoiseScheduleConfig(timesteps=100))
+    sampler = DDPMSampler(schedule)
+    z_T = torch.randn(
+        4, 2, 4, 4, 1, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+
+    def denoiser(z, t, cond):  # data: every element N(0, 0.1^2)
+        a = schedule.extract("alphas_cumprod", t, ndim=z.ndim, dtype=z.dtype)
+        return (1 - a).sqrt() * z / (a * 0.01 + 1 - a)
+
+    def run(guidance):
+        return sampler.sample(
+            denoiser, z_T, None, guidance=guidance, generator=torch.Generator().manual_seed(1)
+        )
+
+    free = run(None).mean(dim=(1, 2, 3, 4))
+    guided = run(KnowledgeControl(frame_means, 0.5, guide_scale=20.0)).mean(dim=(1, 2, 3, 4))
+    assert bool((guided > free + 0.05).all())
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [(("not callable", 0.0), {}), ((frame_means, 0.0), {"norm": "l1"})],
+)
+def test_bad_arguments(args, kwargs):
+    with pytest.raises(ConfigError):
+        KnowledgeControl(*args, **kwargs)
+
+
+def test_bad_shapes(z):
+    t = torch.tensor([1, 1, 1])
+    with pytest.raises(ConfigError, match="broadcast"):
+        KnowledgeControl(frame_means, torch.zeros(2, 1)).mean_shift(z, t)
+    with pytest.raises(ConfigError, match="'b t k' or 'b k'"):
+        KnowledgeControl(lambda z, t: z, 0.0).mean_shift(z, t)

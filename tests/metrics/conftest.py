@@ -1,0 +1,55 @@
+"""Fixtures of the metrics tests: small seeded data on real coordinates."""
+
+from __future__ import annotations
+
+import os
+
+import dask
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+#: The official ICAR-ENSO grid: 24 x 48 points, 5 degrees (reference/metrics-and-data.md 1.2).
+ICAR_LAT = np.arange(-55.0, 60.0 + 1, 5.0)
+ICAR_LON = np.arange(95.0, 330.0 + 1, 5.0)
+
+
+def _raise_on_compute(dsk, keys, **kwargs):
+    raise RuntimeError("computed although the result should have stayed lazy")
+
+
+@pytest.fixture
+def no_compute():
+    """Within this fixture, any dask computation raises."""
+    with dask.config.set(scheduler=_raise_on_compute):
+        yield
+
+
+@pytest.fixture
+def icar_sst() -> xr.DataArray:
+    """SST anomalies on the ICAR-ENSO grid, 48 months, seeded."""
+    rng = np.random.default_rng(0)
+    t = pd.date_range("2000-01-01", periods=48, freq="MS")
+    data = rng.normal(size=(48, 24, 48)) + np.linspace(-1, 1, 24)[None, :, None]
+    da = xr.DataArray(data, dims=("time", "lat", "lon"),
+                      coords={"time": t, "lat": ICAR_LAT, "lon": ICAR_LON}, name="sst")
+    da.attrs["units"] = "K"
+    da["lat"].attrs["units"] = "degrees_north"
+    da["lon"].attrs["units"] = "degrees_east"
+    return da
+
+
+@pytest.fixture
+def cf_standard_name_table():
+    """Place a minimal CF standard-name table in pooch's cache (TRAPS.md: climpred offline)."""
+    pooch = pytest.importorskip("pooch")
+    url = ("https://raw.githubusercontent.com/cf-convention/cf-convention.github.io/master/"
+           "Data/cf-standard-names/current/src/cf-standard-name-table.xml")
+    path = os.path.join(pooch.os_cache("pooch"), pooch.utils.unique_file_name(url))
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write("<standard_name_table><version_number>0</version_number>"
+                     "</standard_name_table>")
+    return path

@@ -1,0 +1,1 @@
+"""Tests of xearthformer.plot (offline, Agg backend)."""

@@ -1,0 +1,184 @@
+"""PreDiff forecasting pipeline: encode the context, denoise (optionally guided), decode.
+
+The parts are injected: any autoencoder with ``encode(frames) -> posterior`` (``.mode()``) and
+``decode(latents)``, any denoiser ``eps = denoiser(z_t, t, z_cond)``, a sampler from
+:mod:`xearthformer.diffusion.samplers`, and optionally an alignment network ``A(z_t, t)`` for
+knowledge control. Tensors are ``"b t h w c"`` (pixels: ``c`` data channels; latents: ``c``
+latent channels).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+from einops import rearrange
+from torch import Tensor
+
+from xearthformer.diffusion.guidance import KnowledgeControl, Norm
+from xearthformer.diffusion.samplers import DDIMSampler, DDPMSampler, Denoiser, StepCallback
+from xearthformer.nn._validation import ConfigError
+
+__all__ = ["PreDiffPipeline"]
+
+
+class _Posterior(Protocol):
+    def mode(self) -> Tensor: ...
+
+
+class FrameAutoencoder(Protocol):
+    """What the pipeline needs from the VAE, e.g. :class:`~xearthformer.models.AutoencoderKL`."""
+
+    def encode(self, x: Tensor) -> _Posterior: ...
+
+    def decode(self, z: Tensor) -> Tensor: ...
+
+
+class PreDiffPipeline:
+    """Latent-diffusion forecast from a context sequence (PreDiff's ``LatentDiffusion.sample``).
+
+    1. ``z_cond = vae.encode(frames).mode()``, frame by frame (the posterior mean, as PreDiff).
+    2. ``z_T ~ N(0, I)`` of shape ``(b, num_frames, h, w, c_latent)`` from ``generator``.
+    3. The sampler's loop with ``denoiser(z_t, t, z_cond)``; with a ``target``, every step's mean
+       is shifted by :class:`~xearthformer.diffusion.guidance.KnowledgeControl`.
+    4. ``vae.decode`` frame by frame (latents are not rescaled: PreDiff's scale factor is 1).
+
+    Parameters
+    ----------
+    vae : FrameAutoencoder
+        Encodes ``"n c h w"`` frames to a posterior with ``.mode()``, decodes latents ``"n l h w"``.
+    denoiser : callable
+        ``eps = denoiser(z_t, t, z_cond)`` on latents ``"b t h w c"``.
+    sampler : DDPMSampler or DDIMSampler
+        The reverse process (PreDiff: ``DDPMSampler()``).
+    alignment : callable, optional
+        Alignment network ``A(z_t, t) -> "b t k"``; needed for ``target=``.
+    guide_scale : float
+        Knowledge-control strength (50 in PreDiff's configuration).
+    norm : {"per_sample", "batch"}
+        Norm of the alignment violation, see
+        :class:`~xearthformer.diffusion.guidance.KnowledgeControl`.
+
+    Examples
+    --------
+    Stand-ins: an "autoencoder" that averages 2x2 pixel blocks, a denoiser predicting no noise.
+
+    >>> import torch.nn.functional as F
+    >>> from types import SimpleNamespace
+    >>> from xearthformer.diffusion.schedule import NoiseSchedule, NoiseScheduleConfig
+    >>> vae = SimpleNamespace(
+    ...     encode=lambda x: SimpleNamespace(mode=lambda: F.avg_pool2d(x, 2)),
+    ...     decode=lambda z: F.interpolate(z, scale_factor=2.0))
+    >>> sampler = DDPMSampler(NoiseSchedule(NoiseScheduleConfig(timesteps=20)))
+    >>> pipe = PreDiffPipeline(vae, lambda z, t, c: torch.zeros_like(z), sampler)
+    >>> context = torch.rand(2, 3, 8, 8, 1)                        # "b t h w c"
+    >>> pipe(context, num_frames=4, generator=torch.Generator().manual_seed(0)).shape
+    torch.Size([2, 4, 8, 8, 1])
+    """
+
+    def __init__(
+        self,
+        vae: FrameAutoencoder,
+        denoiser: Denoiser,
+        sampler: DDPMSampler | DDIMSampler,
+        alignment: Callable[[Tensor, Tensor], Tensor] | None = None,
+        *,
+        guide_scale: float = 50.0,
+        norm: Norm = "per_sample",
+    ):
+        if not callable(denoiser):
+            raise ConfigError(
+                f"denoiser must be callable as denoiser(z_t, t, z_cond), got {denoiser!r}"
+            )
+        if not hasattr(sampler, "sample"):
+            raise ConfigError(f"sampler must be a DDPMSampler or DDIMSampler, got {sampler!r}")
+        self.vae, self.denoiser, self.sampler = vae, denoiser, sampler
+        self.alignment, self.guide_scale, self.norm = alignment, guide_scale, norm
+
+    @torch.no_grad()
+    def encode(self, x: Tensor) -> Tensor:
+        """Pixels ``"b t h w c"`` to latents ``"b t h' w' l"`` (posterior mean per frame)."""
+        if x.ndim != 5:
+            raise ConfigError(f"x must be 'b t h w c', got shape {tuple(x.shape)}")
+        frames = rearrange(x, "b t h w c -> (b t) c h w")
+        latents = self.vae.encode(frames).mode()
+        return rearrange(latents, "(b t) c h w -> b t h w c", b=x.shape[0])
+
+    @torch.no_grad()
+    def decode(self, z: Tensor) -> Tensor:
+        """Latents ``"b t h w l"`` to pixels ``"b t H W c"``, frame by frame."""
+        if z.ndim != 5:
+            raise ConfigError(f"z must be 'b t h w c', got shape {tuple(z.shape)}")
+        frames = self.vae.decode(rearrange(z, "b t h w c -> (b t) c h w"))
+        return rearrange(frames, "(b t) c h w -> b t h w c", b=z.shape[0])
+
+    def guidance(self, target: Tensor | float | None) -> KnowledgeControl | None:
+        """The knowledge control for ``target`` (None without a target)."""
+        if target is None:
+            return None
+        if self.alignment is None:
+            raise ConfigError(
+                "a knowledge-control target was given but the pipeline has no alignment network; "
+                "pass alignment= when building it"
+            )
+        return KnowledgeControl(
+            self.alignment, target, guide_scale=self.guide_scale, norm=self.norm
+        )
+
+    def __call__(
+        self,
+        context: Tensor,
+        *,
+        num_frames: int,
+        target: Tensor | float | None = None,
+        generator: torch.Generator | None = None,
+        z_T: Tensor | None = None,
+        callback: StepCallback | None = None,
+        return_latents: bool = False,
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        """Forecast ``num_frames`` frames after ``context: "b t h w c"``.
+
+        Parameters
+        ----------
+        context : Tensor
+            Observed frames, ``"b t_in h w c"`` (pixel space).
+        num_frames : int
+            Frames to forecast.
+        target : Tensor or float, optional
+            Anticipated alignment quantity (``"b k"``, ``"b"`` or scalar): enables knowledge
+            control.
+        generator : torch.Generator, optional
+            Source of the initial noise and of every step's noise.
+        z_T : Tensor, optional
+            Initial noise ``"b num_frames h' w' l"`` (e.g. shared between scenarios); drawn
+            from ``generator`` when omitted.
+        callback : callable, optional
+            ``callback(step, z)`` after each reverse step.
+        return_latents : bool
+            Also return the final latents.
+
+        Returns
+        -------
+        Tensor or (Tensor, Tensor)
+            Forecast ``"b num_frames h w c"``, and the latents if asked.
+        """
+        if not isinstance(num_frames, int) or num_frames < 1:
+            raise ConfigError(f"num_frames must be a positive int, got {num_frames!r}")
+        z_cond = self.encode(context)
+        batch, _, height, width, channels = z_cond.shape
+        shape = (batch, num_frames, height, width, channels)
+        if z_T is None:
+            z_T = torch.randn(shape, generator=generator, dtype=z_cond.dtype, device=z_cond.device)
+        elif tuple(z_T.shape) != shape:
+            raise ConfigError(f"z_T must have shape {shape}, got {tuple(z_T.shape)}")
+        z0 = self.sampler.sample(
+            self.denoiser,
+            z_T,
+            z_cond,
+            guidance=self.guidance(target),
+            generator=generator,
+            callback=callback,
+        )
+        forecast = self.decode(z0)
+        return (forecast, z0) if return_latents else forecast

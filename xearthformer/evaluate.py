@@ -1,0 +1,545 @@
+"""Hindcast evaluation over archives that do not fit in memory.
+
+:func:`evaluate` splits the inits of an archive into chunks, makes one dask task
+per chunk (forecast, match observations through ``valid_time``, reduce to additive
+partial sums by lead), adds the partial sums in a fixed binary tree and turns the
+totals into scores. Only one chunk's forecasts are in memory per worker at a time.
+Counts are integers (exact whatever the chunking); correlations come from sums of
+``p, y, p*y, p^2, y^2, n``, so they agree across chunkings to rounding (< 1e-12).
+
+torch-using code (``xearthformer.forecast``) is imported only when a model name is
+given; the metrics layer below never imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
+import dask
+import numpy as np
+import xarray as xr
+import xskillscore as xs
+
+from .metrics import _validate as V
+from .metrics.baselines import BASELINES, lead_units, valid_times
+from .metrics.categorical import SEVIR_THRESHOLDS, contingency, contingency_scores
+from .metrics.enso import forward_mean, icar_lead_weights
+from .metrics.indices import box_mean, monthly_climatology, nino34
+
+__all__ = ["evaluate", "parse_leads", "METRICS", "ForecastLayoutError", "StoreMismatchError",
+           "ModelUnavailableError"]
+
+#: Metric names :func:`evaluate` understands.
+METRICS = ("mse", "rmse", "mae", "correlation", "enso", "contingency", "crps", "spread_skill")
+
+ForecastFn = Callable[[xr.DataArray, Any, Sequence[int]], xr.DataArray]
+
+
+class ForecastLayoutError(ValueError):
+    """A forecast function returned data in the wrong layout."""
+
+
+class StoreMismatchError(ValueError):
+    """A ``store=`` holds partial results of a different evaluation."""
+
+
+class ModelUnavailableError(NotImplementedError, ValueError):
+    """A model name cannot be resolved (the forecasting module is missing)."""
+
+
+def parse_leads(leads: int | str | Sequence[int]) -> list[int]:
+    """Leads as a list: ``12`` -> 1..12, ``"1-12"`` or ``"1,3,6"`` -> those leads.
+
+    Examples
+    --------
+    >>> parse_leads("1-3"), parse_leads(2), parse_leads("1,6")
+    ([1, 2, 3], [1, 2], [1, 6])
+    """
+    if isinstance(leads, str):
+        out: list[int] = []
+        try:
+            for part in leads.split(","):
+                lo, _, hi = part.strip().partition("-")
+                out.extend(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise V.MetricsInputError(
+                f"leads={leads!r} is not understood; expected e.g. '1-12' or '1,3,6'."
+            ) from None
+    elif np.ndim(leads) == 0:
+        out = list(range(1, int(leads) + 1))
+    else:
+        out = [int(v) for v in leads]
+    if not out or min(out) < 1 or len(set(out)) != len(out):
+        raise V.MetricsInputError(
+            f"leads {out} must be distinct integers >= 1 (lead 1 is one step after the init)."
+        )
+    return sorted(out)
+
+
+# --- partial sums (additive over inits) and the scores made from them -----------------------
+
+
+def _others(da: xr.DataArray, keep: Sequence[Hashable] = ("lead",)) -> list[Hashable]:
+    return [d for d in da.dims if d not in keep]
+
+
+def _p_error(fc, ob, opts):
+    err = fc - ob
+    red = _others(err)
+    return {"n_err": err.notnull().sum(red).astype(np.int64), "sum_sq_err": (err**2).sum(red),
+            "sum_abs_err": abs(err).sum(red)}
+
+
+def _f_error(s, opts):
+    n = s["n_err"].where(s["n_err"] > 0)
+    return {"mse": s["sum_sq_err"] / n, "rmse": np.sqrt(s["sum_sq_err"] / n),
+            "mae": s["sum_abs_err"] / n}
+
+
+def _moment_sums(p, y, prefix, dims):
+    valid = p.notnull() & y.notnull()
+    p, y = p.where(valid), y.where(valid)
+    return {f"{prefix}n": valid.sum(dims).astype(np.int64), f"{prefix}sp": p.sum(dims),
+            f"{prefix}sy": y.sum(dims), f"{prefix}spp": (p * p).sum(dims),
+            f"{prefix}syy": (y * y).sum(dims), f"{prefix}spy": (p * y).sum(dims)}
+
+
+def _correlation(s, prefix, eps=0.0):
+    n = s[f"{prefix}n"].where(s[f"{prefix}n"] > 0).astype(float)
+    sp, sy = s[f"{prefix}sp"], s[f"{prefix}sy"]
+    cov = s[f"{prefix}spy"] - sp * sy / n
+    var_p = s[f"{prefix}spp"] - sp * sp / n
+    var_y = s[f"{prefix}syy"] - sy * sy / n
+    return cov / (np.sqrt((var_p * var_y).clip(0.0)) + eps)
+
+
+def _p_corr(fc, ob, opts):
+    return _moment_sums(fc, ob, "corr_", ["init"])
+
+
+def _f_corr(s, opts):
+    return {"correlation": _correlation(s, "corr_")}
+
+
+def _p_enso(fc, ob, opts):
+    kw = {"climatology": opts["climatology"], "weights": opts["index_weights"]}
+    p = forward_mean(nino34(fc, **kw), opts["running_mean"])
+    y = forward_mean(nino34(ob, **kw), opts["running_mean"])
+    out = _moment_sums(p.reset_coords(drop=True), y.reset_coords(drop=True), "enso_", ["init"])
+    out["enso_sse"] = ((p - y) ** 2).sum("init")
+    return out
+
+
+def _f_enso(s, opts):
+    cor = _correlation(s, "enso_", eps=1e-6)
+    w = xr.DataArray(icar_lead_weights(cor.sizes["lead"]), dims="lead",
+                     coords={"lead": cor["lead"]})
+    mse = s["enso_sse"] / s["enso_n"].where(s["enso_n"] > 0)
+    return {"nino34_correlation": cor, "C_Nino34_M": cor.mean("lead"),
+            "C_Nino34_WM": (w * cor).mean("lead"), "nino34_rmse": np.sqrt(mse),
+            "nino_rmse": np.sqrt(mse).mean("lead")}
+
+
+def _p_contingency(fc, ob, opts):
+    counts = contingency(fc, ob, opts["thresholds"], dim=_others(fc))
+    out = {k: counts[k] for k in counts.data_vars}
+    out["max_data"] = xr.DataArray(np.fmax(float(fc.max()), float(ob.max())))
+    return out
+
+
+def _f_contingency(s, opts):
+    counts = xr.Dataset({k: s[k] for k in ("hits", "misses", "false_alarms",
+                                           "correct_negatives")})
+    scores = contingency_scores(counts)
+    return {**{k: counts[k] for k in counts.data_vars}, **scores.data_vars,
+            "csi_m": scores["csi"].mean("threshold")}
+
+
+def _p_crps(fc, ob, opts):
+    c = xs.crps_ensemble(ob, fc, member_dim=opts["member_dim"], dim=[])
+    return {"crps_n": c.notnull().sum(_others(c)).astype(np.int64),
+            "crps_sum": c.sum(_others(c))}
+
+
+def _f_crps(s, opts):
+    return {"crps": s["crps_sum"] / s["crps_n"].where(s["crps_n"] > 0)}
+
+
+def _p_spread(fc, ob, opts):
+    m = opts["member_dim"]
+    var = fc.var(m, ddof=1)
+    err2 = (fc.mean(m) - ob) ** 2
+    valid = var.notnull() & err2.notnull()
+    red = _others(err2)
+    return {"ss_n": valid.sum(red).astype(np.int64), "ss_var": var.where(valid).sum(red),
+            "ss_err2": err2.where(valid).sum(red),
+            "ss_members": xr.DataArray(np.int64(fc.sizes[m]))}
+
+
+def _f_spread(s, opts):
+    n = s["ss_n"].where(s["ss_n"] > 0)
+    spread, rmse = np.sqrt(s["ss_var"] / n), np.sqrt(s["ss_err2"] / n)
+    m = float(s["ss_members"])
+    return {"spread": spread, "ensemble_mean_rmse": rmse,
+            "spread_skill_ratio": np.sqrt((m + 1) / m) * spread / rmse}
+
+
+_SPECS: dict[str, tuple[Callable, Callable, bool]] = {  # partial, final, needs members
+    "error": (_p_error, _f_error, False),
+    "correlation": (_p_corr, _f_corr, False),
+    "enso": (_p_enso, _f_enso, False),
+    "contingency": (_p_contingency, _f_contingency, False),
+    "crps": (_p_crps, _f_crps, True),
+    "spread_skill": (_p_spread, _f_spread, True),
+}
+_GROUP = {"mse": "error", "rmse": "error", "mae": "error", "correlation": "correlation",
+          "enso": "enso", "contingency": "contingency", "csi": "contingency",
+          "crps": "crps", "spread_skill": "spread_skill"}
+
+
+# --- one chunk -----------------------------------------------------------------------------
+
+
+def _check_forecast(fc: Any, inits: np.ndarray, leads: list[int], window: xr.DataArray) -> None:
+    if not isinstance(fc, xr.DataArray) or "init" not in fc.dims or "lead" not in fc.dims:
+        raise ForecastLayoutError(
+            f"the forecast function returned {type(fc).__name__} with dims "
+            f"{getattr(fc, 'dims', None)}; expected a DataArray with dims ('init', 'lead', ...) "
+            "and a valid_time(init, lead) coordinate (see metrics.persistence_forecast)."
+        )
+    if fc.sizes["init"] != len(inits) or not np.array_equal(fc["init"].values, inits):
+        raise ForecastLayoutError(
+            f"the forecast's init values {fc['init'].values[:3]}... differ from the inits asked "
+            f"for {inits[:3]}...; expected one forecast per requested init, in order."
+        )
+    if [int(v) for v in fc["lead"].values] != leads:
+        raise ForecastLayoutError(
+            f"the forecast's leads {fc['lead'].values.tolist()} differ from leads {leads}."
+        )
+    V.check_matching_coords(fc, window, skip=["init", "lead", "member", "time"])
+
+
+def _chunk_partials(window: xr.DataArray, inits: np.ndarray, leads: list[int], fn: ForecastFn,
+                    groups: list[str], opts: dict, store: str | None, key: str) -> xr.Dataset:
+    last = window.indexes["time"].get_loc(inits[-1])
+    fc = fn(window.isel(time=slice(0, last + 1)), inits, leads)
+    _check_forecast(fc, inits, leads, window)
+    fc = fc.compute(scheduler="synchronous") if V.is_dask(fc) else fc
+    if "lead" in fc.coords and "units" not in fc["lead"].attrs:
+        fc["lead"].attrs["units"] = lead_units(window["time"].values)
+    ob = V.at_valid_time(window, fc)
+    fc_det = fc.mean(opts["member_dim"]) if opts["member_dim"] in fc.dims else fc
+    parts: dict[str, xr.DataArray] = {}
+    for group in groups:
+        partial, _, members = _SPECS[group]
+        if members and opts["member_dim"] not in fc.dims:
+            raise ForecastLayoutError(
+                f"metric {group!r} needs an ensemble, but the forecast has no "
+                f"{opts['member_dim']!r} dimension (dims {list(fc.dims)})."
+            )
+        parts.update(partial(fc if members else fc_det, ob, opts))
+    out = xr.Dataset({k: v.reset_coords(drop=True) for k, v in parts.items()})
+    if store is not None:
+        _write_partial(out, store, key)
+    return out
+
+
+def _add(a: xr.Dataset, b: xr.Dataset) -> xr.Dataset:
+    out = {}
+    for name in a.data_vars:
+        if name.startswith("max_"):
+            out[name] = np.fmax(a[name], b[name])
+        elif name == "ss_members":
+            out[name] = a[name]
+        else:
+            out[name] = a[name] + b[name]
+    return xr.Dataset(out)
+
+
+def _tree_sum(parts: list[Any]) -> Any:
+    add = dask.delayed(_add, pure=True)
+    while len(parts) > 1:
+        parts = [add(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return parts[0]
+
+
+# --- store (resumable runs) ----------------------------------------------------------------
+
+
+def _write_partial(ds: xr.Dataset, store: str, key: str) -> None:
+    tmp = os.path.join(store, f".tmp-{key}-{uuid.uuid4().hex}")
+    ds.to_zarr(tmp, mode="w", consolidated=False)
+    try:
+        os.replace(tmp, os.path.join(store, key))
+    except OSError:  # another run finished the same chunk first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_partial(store: str, key: str) -> xr.Dataset:
+    with xr.open_zarr(os.path.join(store, key), consolidated=False) as ds:
+        return ds.load()
+
+
+def _open_store(store: str, config: dict) -> set[str]:
+    os.makedirs(store, exist_ok=True)
+    path = os.path.join(store, "evaluation.json")
+    if os.path.exists(path):
+        with open(path) as fh:
+            old = json.load(fh)
+        if old != config:
+            diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            raise StoreMismatchError(
+                f"store {store!r} holds partial results of another evaluation (differing "
+                f"settings: {diff}). Expected the same settings to resume; use a new store path "
+                "or delete this one."
+            )
+    else:
+        with open(path, "w") as fh:
+            json.dump(config, fh, indent=1)
+    return {n for n in os.listdir(store) if n.startswith("chunk-")}
+
+
+# --- the public function ---------------------------------------------------------------------
+
+
+def _resolve(model: str | ForecastFn, archive: xr.DataArray, base_period: Any) -> tuple[
+        ForecastFn, str]:
+    if callable(model):
+        return model, getattr(model, "__name__", type(model).__name__)
+    if not isinstance(model, str):
+        raise V.MetricsInputError(
+            f"model_or_forecast_fn must be a model name or a callable, not {type(model).__name__}."
+        )
+    if model in BASELINES:
+        if model == "climatology":
+            return BASELINES[model](archive, base_period), model
+        return BASELINES[model](archive), model
+    try:
+        from .forecast import forecast  # noqa: PLC0415 (torch-using, imported lazily)
+    except ImportError as err:
+        raise ModelUnavailableError(
+            f"model {model!r} needs xearthformer.forecast, which is not available ({err}). "
+            f"Pass a forecast function, or one of the baselines {sorted(BASELINES)}."
+        ) from err
+
+    def model_forecast(context, inits, leads):
+        return forecast(context, model=model, init=inits, leads=leads)
+
+    return model_forecast, model
+
+
+def _select_archive(archive: xr.DataArray | xr.Dataset, variable: str | None) -> xr.DataArray:
+    if isinstance(archive, xr.Dataset):
+        names = list(archive.data_vars)
+        if variable is None and len(names) != 1:
+            raise V.MetricsInputError(
+                f"the archive holds variables {names}; pass variable= to say which to evaluate."
+            )
+        return archive[variable or names[0]]
+    if not isinstance(archive, xr.DataArray):
+        raise V.MetricsInputError(
+            f"archive must be an xarray DataArray or Dataset, not {type(archive).__name__}."
+        )
+    return archive
+
+
+def _select_inits(times: np.ndarray, init: Any, leads: list[int], units: str, context: int
+                  ) -> np.ndarray:
+    import pandas as pd
+
+    index = pd.Index(times)
+    if init is None:
+        candidates = times[context - 1:]
+    elif isinstance(init, slice):
+        candidates = pd.Series(np.arange(len(times)), index=index).loc[init].index.values
+    else:
+        candidates = np.asarray(init, dtype=times.dtype)
+        gone = candidates[index.get_indexer(candidates) < 0]
+        if len(gone):
+            raise V.MetricsInputError(
+                f"inits {[str(g)[:10] for g in gone[:10]]} are not time steps of the archive "
+                f"({str(times[0])[:10]} .. {str(times[-1])[:10]}); expected archive times."
+            )
+    vt = valid_times(candidates, leads, units) if len(candidates) else np.empty((0, 0))
+    ok = (vt <= times[-1]).all(axis=1) if len(candidates) else np.zeros(0, bool)
+    ok &= index.get_indexer(candidates) >= context - 1
+    if init is not None and not isinstance(init, slice) and not ok.all():
+        raise V.MetricsInputError(
+            f"inits {[str(g)[:10] for g in candidates[~ok][:10]]} lack context or verifying "
+            f"data for leads up to {max(leads)} in the archive ({str(times[0])[:10]} .. "
+            f"{str(times[-1])[:10]}); choose inits with {context} step(s) before and "
+            f"{max(leads)} after them."
+        )
+    if not ok.any():
+        raise V.MetricsInputError(
+            f"no init of the archive ({str(times[0])[:10]} .. {str(times[-1])[:10]}) has "
+            f"verifying data for leads up to {max(leads)}; use a longer archive or shorter leads."
+        )
+    return candidates[ok]
+
+
+def evaluate(
+    model_or_forecast_fn: str | ForecastFn,
+    archive: xr.DataArray | xr.Dataset,
+    *,
+    leads: int | str | Sequence[int],
+    metrics: Sequence[str] = ("mse", "rmse", "correlation"),
+    init: Any = None,
+    client: Any = None,
+    store: str | os.PathLike | None = None,
+    thresholds: float | Sequence[float] = SEVIR_THRESHOLDS,
+    climatology: xr.DataArray | float | None = None,
+    base_period: Any = None,
+    index_weights: Any = None,
+    variable: str | None = None,
+    chunk_size: int = 12,
+    context: int = 1,
+    member_dim: str = "member",
+    scheduler: str = "threads",
+    num_workers: int | None = None,
+    progress: bool = False,
+) -> xr.Dataset:
+    """Hindcast an archive init by init and reduce to scores by lead.
+
+    Parameters
+    ----------
+    model_or_forecast_fn : str or callable
+        A callable ``fn(context, inits, leads) -> DataArray (init, lead, ...)`` with a
+        ``valid_time(init, lead)`` coordinate — e.g.
+        :func:`xearthformer.metrics.persistence_forecast` — or a name: ``"persistence"``,
+        ``"climatology"`` (computed once over ``base_period``), or a model name, resolved
+        lazily through ``xearthformer.forecast.forecast`` (:class:`ModelUnavailableError`
+        until that module exists). ``context`` holds the archive up to the chunk's last init:
+        the function must use, for each init, only times up to that init.
+    archive : xarray.DataArray or xarray.Dataset
+        Observations with dim ``time`` (opened lazily, e.g. with ``open_mfdataset`` or
+        ``open_zarr``): both the forecasts' context and their verification. Gaps in time
+        raise :class:`~xearthformer.metrics.ArchiveGapError`.
+    leads : int, str or sequence of int
+        ``12`` or ``"1-12"`` for leads 1..12 (months for monthly archives, minutes otherwise).
+    metrics : sequence of str
+        Any of ``mse``, ``rmse``, ``mae`` (over init and space, by lead); ``correlation``
+        (Pearson over init at each grid point, by lead); ``enso`` (the ICAR-ENSO Nino3.4 scores,
+        see :func:`~xearthformer.metrics.enso_skill`); ``contingency`` or ``csi`` (counts, CSI,
+        POD, FAR, bias, HSS by lead and threshold, and CSI-M); ``crps``, ``spread_skill``
+        (ensembles). Deterministic scores use the ensemble mean.
+    init : slice or sequence, optional
+        The inits to evaluate; default every archive time with ``context`` steps before it
+        and verifying data for the longest lead.
+    client : distributed.Client, optional
+        Run on this cluster; default the local ``scheduler`` (threads). No client is created.
+    store : path, optional
+        A directory where each chunk's partial sums are written (a zarr store per chunk) as
+        they finish; a rerun with the same settings skips finished chunks.
+    thresholds : float or sequence
+        Event thresholds of ``contingency`` (SEVIR thresholds by default).
+    climatology, base_period, index_weights
+        For ``enso``: the Nino3.4 climatology (default: from the archive over ``base_period``;
+        ``0`` for anomaly archives) and the box weights (None: unweighted, as ICAR-ENSO).
+    chunk_size : int
+        Inits per task. Scores do not depend on it.
+
+    Returns
+    -------
+    xarray.Dataset
+        Scores by ``lead`` (and ``threshold``, grid point for ``correlation``); attrs record
+        the model, number of inits, chunks and metrics.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, xarray as xr
+    >>> t = pd.date_range("2000-01-01", periods=36, freq="MS")
+    >>> rng = np.random.default_rng(0)
+    >>> obs = xr.DataArray(rng.normal(size=(36, 2, 3)), dims=("time", "lat", "lon"),
+    ...                    coords={"time": t, "lat": [0.0, 1.0], "lon": [0.0, 1.0, 2.0]})
+    >>> scores = evaluate("persistence", obs, leads=3, metrics=["rmse", "correlation"])
+    >>> scores["rmse"].dims, scores["correlation"].dims
+    (('lead',), ('lead', 'lat', 'lon'))
+    """
+    da = _select_archive(archive, variable)
+    V.check_no_gaps(da, "time")
+    lead_list = parse_leads(leads)
+    unknown = [m for m in metrics if m not in _GROUP]
+    if unknown or not metrics:
+        raise V.MetricsInputError(f"unknown metrics {unknown}; expected some of {list(_GROUP)}.")
+    groups = list(dict.fromkeys(_GROUP[m] for m in metrics))
+    if chunk_size < 1 or context < 1:
+        raise V.MetricsInputError("chunk_size and context must be >= 1.")
+    times = da["time"].values
+    units = lead_units(times)
+    inits = _select_inits(times, init, lead_list, units, context)
+    fn, name = _resolve(model_or_forecast_fn, da, base_period)
+    opts = {"thresholds": [float(t) for t in V.as_list(thresholds)], "member_dim": member_dim,
+            "index_weights": index_weights, "running_mean": 3, "climatology": climatology}
+    if "enso" in groups and climatology is None:
+        index = box_mean(da, weights=index_weights)
+        opts["climatology"] = monthly_climatology(index, base_period).compute()
+    if "enso" in groups and (units != "months" or lead_list != list(
+            range(lead_list[0], lead_list[-1] + 1)) or len(lead_list) < 3):
+        raise V.MetricsInputError(
+            f"metric 'enso' needs monthly data and at least 3 consecutive leads; got {units} "
+            f"leads {lead_list}."
+        )
+    chunks = [inits[i:i + chunk_size] for i in range(0, len(inits), chunk_size)]
+    done: set[str] = set()
+    store_path = os.fspath(store) if store is not None else None
+    if store_path is not None:
+        config = {"model": name, "leads": lead_list, "metrics": sorted(groups),
+                  "thresholds": opts["thresholds"], "chunk_size": chunk_size,
+                  "inits": hashlib.sha256(np.asarray(inits).astype("U32").tobytes()).hexdigest(),
+                  "member_dim": member_dim}
+        done = _open_store(store_path, config)
+    time_index = da.indexes["time"]
+    tasks = []
+    task = dask.delayed(_chunk_partials, pure=False)
+    for k, chunk in enumerate(chunks):
+        key = f"chunk-{k:06d}"
+        if key in done:
+            tasks.append(dask.delayed(_read_partial, pure=False)(store_path, key))
+            continue
+        first = time_index.get_loc(chunk[0]) - (context - 1)
+        end = time_index.get_indexer(valid_times(chunk[-1:], lead_list[-1:], units)[0])[0]
+        window = da.isel(time=slice(first, end + 1))
+        tasks.append(task(window, chunk, lead_list, fn, groups, opts, store_path, key,
+                          dask_key_name=f"evaluate-{key}-{uuid.uuid4().hex[:8]}"))
+    root = _tree_sum(tasks)
+    if client is not None:
+        future = client.compute(root)
+        if progress:
+            from distributed import progress as show  # noqa: PLC0415
+
+            show(future)
+        total = future.result()
+    elif progress:
+        from dask.diagnostics import ProgressBar  # noqa: PLC0415
+
+        with ProgressBar():
+            (total,) = dask.compute(root, scheduler=scheduler, num_workers=num_workers)
+    else:
+        (total,) = dask.compute(root, scheduler=scheduler, num_workers=num_workers)
+    scores: dict[str, xr.DataArray] = {}
+    for group in groups:
+        scores.update(_SPECS[group][1](total, opts))
+    for extra in {"mse", "rmse", "mae"} - set(metrics):
+        scores.pop(extra, None)
+    out = xr.Dataset(scores)
+    if "contingency" in groups:
+        _warn_empty_thresholds(total, opts["thresholds"])
+    out["lead"].attrs = {"units": units, "standard_name": "forecast_period"}
+    out.attrs = {"model": name, "n_inits": len(inits), "first_init": str(inits[0]),
+                 "last_init": str(inits[-1]), "chunks": len(chunks), "chunk_size": chunk_size,
+                 "metrics": " ".join(metrics)}
+    return out
+
+
+def _warn_empty_thresholds(total: xr.Dataset, thresholds: list[float]) -> None:
+    top = float(total["max_data"])
+    V.check_threshold_scale(thresholds, xr.DataArray([top]), stacklevel=4)
+
