@@ -89,11 +89,33 @@ def _others(da: xr.DataArray, keep: Sequence[Hashable] = ("lead",)) -> list[Hash
     return [d for d in da.dims if d not in keep]
 
 
+def _flat(da: xr.DataArray, first: str, order: Sequence[Hashable]) -> np.ndarray:
+    """float64 values with ``first`` as axis 0 and every other dim flattened into axis 1."""
+    values = da.transpose(*order).values.astype(np.float64, copy=True)
+    return values.reshape(da.sizes[first], -1)
+
+
+def _zero_nan(f: np.ndarray, o: np.ndarray) -> np.ndarray:
+    """Zero both arrays in place where either is NaN; returns the valid mask."""
+    invalid = np.isnan(f) | np.isnan(o)
+    f[invalid] = 0.0
+    o[invalid] = 0.0
+    return ~invalid
+
+
 def _p_error(fc, ob, opts):
-    err = fc - ob
-    red = _others(err)
-    return {"n_err": err.notnull().sum(red).astype(np.int64), "sum_sq_err": (err**2).sum(red),
-            "sum_abs_err": abs(err).sum(red)}
+    # plain numpy on (before lead, lead, after lead) views, with no transposed copies:
+    # xarray's skipna reductions over non-contiguous axes dominated a chunk's time
+    ax = fc.dims.index("lead")
+    shape = (int(np.prod(fc.shape[:ax])), fc.shape[ax], int(np.prod(fc.shape[ax + 1:])))
+    f = np.array(fc.values, dtype=np.float64).reshape(shape)
+    o = np.array(ob.transpose(*fc.dims).values, dtype=np.float64).reshape(shape)
+    valid = _zero_nan(f, o)
+    np.subtract(f, o, out=f)
+    lead = {"dims": "lead", "coords": {"lead": fc["lead"].values}}
+    return {"n_err": xr.DataArray(valid.sum((0, 2)).astype(np.int64), **lead),
+            "sum_sq_err": xr.DataArray(np.einsum("alb,alb->l", f, f), **lead),
+            "sum_abs_err": xr.DataArray(np.abs(f, out=f).sum((0, 2)), **lead)}
 
 
 def _f_error(s, opts):
@@ -120,7 +142,18 @@ def _correlation(s, prefix, eps=0.0):
 
 
 def _p_corr(fc, ob, opts):
-    return _moment_sums(fc, ob, "corr_", ["init"])
+    order = ["init", *[d for d in fc.dims if d != "init"]]
+    f, o = _flat(fc, "init", order), _flat(ob.transpose(*fc.dims), "init", order)
+    valid = _zero_nan(f, o)
+    template = fc.transpose(*order).isel(init=0, drop=True).reset_coords(drop=True)
+
+    def wrap(values: np.ndarray) -> xr.DataArray:
+        return template.copy(data=values.reshape(template.shape))
+
+    return {"corr_n": wrap(valid.sum(0).astype(np.int64)), "corr_sp": wrap(f.sum(0)),
+            "corr_sy": wrap(o.sum(0)), "corr_spp": wrap(np.einsum("ij,ij->j", f, f)),
+            "corr_syy": wrap(np.einsum("ij,ij->j", o, o)),
+            "corr_spy": wrap(np.einsum("ij,ij->j", f, o))}
 
 
 def _f_corr(s, opts):

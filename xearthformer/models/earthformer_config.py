@@ -28,9 +28,10 @@ class EarthformerConfig:
 
     Examples
     --------
-    >>> cfg = EarthformerConfig(input_shape=(4, 8, 16, 1), target_shape=(6, 8, 16, 1), base_units=32)
+    >>> cfg = EarthformerConfig(input_shape=[4, 8, 16, 1], target_shape=[6, 8, 16, 1], base_units=32,
+    ...                         enc_depth=[1, 1], dec_depth=[1, 1])
     >>> cfg.input_shape, cfg.enc_depth
-    ((4, 8, 16, 1), (4, 4, 4))
+    ((4, 8, 16, 1), (1, 1))
     """
 
     input_shape: tuple[int, int, int, int]

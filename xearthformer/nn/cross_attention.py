@@ -43,7 +43,8 @@ class CuboidCrossAttentionLayer(nn.Module):
     Examples
     --------
     >>> layer = CuboidCrossAttentionLayer(16, 4, cuboid_hw=(1, 1), strategy=("l", "l", "l"),
-    ...                                   padding_type="zeros", max_temporal_relative=10)
+    ...                                   padding_type="zeros", max_temporal_relative=10,
+    ...                                   use_global_vector=False)
     >>> layer(torch.randn(2, 4, 6, 8, 16), torch.randn(2, 5, 6, 8, 16)).shape
     torch.Size([2, 4, 6, 8, 16])
     """
