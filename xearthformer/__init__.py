@@ -12,6 +12,8 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from . import accessor as _accessor  # noqa: F401  (registers ``.earthformer`` on xarray objects)
+
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "models": "xearthformer.models",

@@ -7,6 +7,8 @@ from .alignment_readout import AttentionPool3d, AttentionReadout, QKVAttention
 from .checkpoint import CheckpointError, extract_state_dict, load_official_checkpoint
 from .earthformer import Earthformer
 from .earthformer_config import EarthformerConfig
+from .prediff_alignment import NoisyCuboidTransformerEncoder
+from .prediff_unet import CuboidTransformerUNet
 from .prediff_vae import AutoencoderKL, AutoencoderKLConfig, DiagonalGaussianDistribution
 from .time_embedding import TimeEmbedLayer, TimeEmbedResBlock, timestep_embedding
 
@@ -16,7 +18,9 @@ __all__ = [
     "AutoencoderKL",
     "AutoencoderKLConfig",
     "CheckpointError",
+    "CuboidTransformerUNet",
     "DiagonalGaussianDistribution",
+    "NoisyCuboidTransformerEncoder",
     "QKVAttention",
     "TimeEmbedLayer",
     "TimeEmbedResBlock",

@@ -1,0 +1,61 @@
+"""The ``.earthformer`` accessor on DataArray and Dataset: one-line methods over public functions.
+
+Importing :mod:`xearthformer` registers it. It holds no state and validates nothing at
+construction (xarray turns errors raised there into confusing ones); each method calls the
+public function of the same name with the object as its first argument.
+
+Examples
+--------
+>>> import numpy as np, xarray as xr, xearthformer
+>>> da = xr.DataArray(np.zeros((2, 3)), dims=("lat", "lon"))
+>>> hasattr(da.earthformer, "plot_forecast")
+True
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import xarray as xr
+
+from . import plot as _plot
+
+
+def _method(function: Callable) -> Callable:
+    """An accessor method that passes the wrapped object as ``function``'s first argument."""
+
+    @functools.wraps(function)
+    def method(self, *args, **kwargs):
+        return function(self._obj, *args, **kwargs)
+
+    return method
+
+
+class _EarthformerAccessor:
+    __slots__ = ("_obj",)
+
+    def __init__(self, xarray_obj: xr.DataArray | xr.Dataset) -> None:
+        self._obj = xarray_obj
+
+    plot_forecast = _method(_plot.plot_forecast)
+    plot_ensemble = _method(_plot.plot_ensemble)
+    plot_scenarios = _method(_plot.plot_scenarios)
+    plot_index_plume = _method(_plot.plot_index_plume)
+    plot_skill = _method(_plot.plot_skill)
+    plot_map = _method(_plot.plot_map)
+    animate = _method(_plot.animate)
+
+
+@xr.register_dataarray_accessor("earthformer")
+class EarthformerDataArrayAccessor(_EarthformerAccessor):
+    """``da.earthformer``: forecasting, skill and plotting methods for a DataArray."""
+
+    __slots__ = ()
+
+
+@xr.register_dataset_accessor("earthformer")
+class EarthformerDatasetAccessor(_EarthformerAccessor):
+    """``ds.earthformer``: the same methods for a Dataset (plots take a score Dataset)."""
+
+    __slots__ = ()
