@@ -3,8 +3,8 @@
 Run ``make bench`` (or ``python benchmarks/bench_earthformer.py`` in an environment made by
 ``make bench-env``). Each case times the two models alternately (median of ``--reps``),
 prints one line with median seconds, samples/s, achieved GFLOP/s (FLOPs counted once on the
-official model with ``torch.utils.flop_counter``), peak memory of one step (measured in a
-fresh subprocess per model), the ratio official/ours and the max abs output difference, and
+official model with ``torch.utils.flop_counter``), peak memory of one step (RSS growth
+sampled every millisecond in a fresh subprocess per model), the ratio official/ours and the max abs output difference, and
 checks the issue's target. ``--scaling`` adds the cost-growth table (24x48 .. 96x192).
 """
 
@@ -17,6 +17,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -99,8 +100,13 @@ def count_flops(model, x: torch.Tensor, mode: str) -> float:
     counter = FlopCounterMode(display=False)
     if mode == "forward":
         model.eval()
+        flags = [p.requires_grad for p in model.parameters()]
+        for p in model.parameters():  # the counter's module hooks need grad_fns unless nothing requires grad
+            p.requires_grad_(False)
         with counter, torch.no_grad():
             model(x)
+        for p, flag in zip(model.parameters(), flags):
+            p.requires_grad_(flag)
     else:
         model.train()
         with counter:
@@ -124,11 +130,23 @@ def memory_child(case: str, impl: str) -> None:
     del official, ours
     x = torch.randn(batch, *kw["input_shape"])
     step = make_step(model, x, mode)
+    # ru_maxrss survives exec (it would report the parent's peak), so sample the RSS instead
     rss_before = _current_rss_kb()
+    peak = [rss_before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], _current_rss_kb())
+            time.sleep(0.001)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     for _ in range(2 if mode == "train" else 1):
         step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print((peak - rss_before) / 1024)
+    done.set()
+    sampler.join()
+    print((max(peak[0], _current_rss_kb()) - rss_before) / 1024)
 
 
 def _current_rss_kb() -> float:

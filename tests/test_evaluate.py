@@ -199,6 +199,17 @@ def test_distributed_two_workers(archive):
                                    rtol=0, atol=1e-12)
 
 
+def test_init_selection_and_minute_leads(archive):
+    out = evaluate("persistence", archive, leads=2, init=slice("2001-01", "2001-12"))
+    assert out.attrs["n_inits"] == 12 and out.attrs["first_init"].startswith("2001-01-01")
+    radar = archive.assign_coords(time=pd.date_range("2019-07-01", periods=72, freq="5min"))
+    out = evaluate("persistence", radar, leads=[5, 10], chunk_size=1, metrics=["mse"])
+    assert out["lead"].attrs["units"] == "minutes" and out.attrs["n_inits"] == 70
+    fc = persistence_forecast(radar, radar.time.values[:70], [5, 10])
+    err = (fc - at_valid_time(radar, fc)).values
+    np.testing.assert_allclose(out["mse"].values, (err**2).mean((0, 2, 3)), rtol=1e-12)
+
+
 def test_bad_input(archive):
     gappy = archive.drop_sel(time=archive.time.values[[10, 11, 30]])
     with pytest.raises(ArchiveGapError, match="2000-11, 2000-12, 2002-07"):

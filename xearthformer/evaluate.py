@@ -265,7 +265,7 @@ def _chunk_partials(window: xr.DataArray, inits: np.ndarray, leads: list[int], f
     _check_forecast(fc, inits, leads, window)
     fc = fc.compute(scheduler="synchronous") if V.is_dask(fc) else fc
     if "lead" in fc.coords and "units" not in fc["lead"].attrs:
-        fc["lead"].attrs["units"] = lead_units(window["time"].values)
+        fc["lead"].attrs["units"] = lead_units(window["time"])
     ob = V.at_valid_time(window, fc)
     fc_det = fc.mean(opts["member_dim"]) if opts["member_dim"] in fc.dims else fc
     parts: dict[str, xr.DataArray] = {}
@@ -509,6 +509,7 @@ def evaluate(
     units = lead_units(times)
     inits = _select_inits(times, init, lead_list, units, context)
     fn, name = _resolve(model_or_forecast_fn, da, base_period)
+    da = da.assign_coords(time=da["time"].assign_attrs(lead_units=units))  # for 1-step contexts
     opts = {"thresholds": [float(t) for t in V.as_list(thresholds)], "member_dim": member_dim,
             "index_weights": index_weights, "running_mean": 3, "climatology": climatology}
     if "enso" in groups and climatology is None:

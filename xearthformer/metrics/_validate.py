@@ -80,8 +80,8 @@ def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
         missing = " and ".join(n for n, v in (("latitude", lat), ("longitude", lon)) if v is None)
         raise GridError(
             f"no {missing} coordinate found; coordinates are {list(obj.coords)} and dims "
-            f"{list(obj.dims)}. Expected coordinates named 'lat'/'lon' (or 'latitude'/'longitude', "
-            "or with standard_name 'latitude'/'longitude'). Rename them, e.g. "
+            f"{list(obj.dims)}. Expected coordinates named 'lat'/'lon' (or 'latitude'/"
+            "'longitude', or with standard_name 'latitude'/'longitude'). Rename them, e.g. "
             "data.rename(y='lat', x='lon'), and assign the degree values as coordinates."
         )
     for name in (lat, lon):
@@ -89,7 +89,8 @@ def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
             raise GridError(
                 f"coordinate {name!r} must be a 1-D coordinate with degree values; got "
                 f"{'no coordinate values' if name not in obj.coords else obj[name].dims}. "
-                "Assign 1-D latitude and longitude coordinates (curvilinear grids are not supported)."
+                "Assign 1-D latitude and longitude coordinates (curvilinear grids are not "
+                "supported)."
             )
     return lat, lon
 
@@ -148,7 +149,8 @@ def check_matching_coords(forecast: xr.DataArray, observed: xr.DataArray,
             pairs = ", ".join(f"{a[i]} vs {b[i]}" for i in where)
             raise CoordinateMismatchError(
                 f"coordinate {name!r} differs between forecast and observation at "
-                f"{int((~np.asarray(same)).sum())} position(s) (forecast vs observation: {pairs}). "
+                f"{int((~np.asarray(same)).sum())} position(s) (forecast vs observation: "
+                f"{pairs}). "
                 f"Expected identical {name!r} values; regrid or select matching values first."
             )
 
@@ -170,7 +172,8 @@ def check_threshold_scale(thresholds: Sequence[float], *objs: xr.DataArray,
         warnings.warn(
             f"threshold(s) {above} are above the data maximum {top:g}: no event can occur. "
             "Are the thresholds on the data's scale? The SEVIR thresholds are on the 0-255 VIL "
-            "scale: multiply data scaled to [0, 1] by 255, or pass thresholds on the data's scale.",
+            "scale: multiply data scaled to [0, 1] by 255, or pass thresholds on the data's "
+            "scale.",
             ThresholdScaleWarning,
             stacklevel=stacklevel,
         )

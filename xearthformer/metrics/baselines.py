@@ -28,7 +28,13 @@ ForecastFn = Callable[[xr.DataArray, Any, Sequence[int]], xr.DataArray]
 
 
 def lead_units(times: Any) -> str:
-    """``"months"`` when the time step is 28-31 days, else ``"minutes"``."""
+    """``"months"`` when the time step is 28-31 days, else ``"minutes"``.
+
+    A time coordinate with ``attrs["lead_units"]`` (set by :func:`xearthformer.evaluate`
+    on the contexts it passes, which may hold a single step) gives that value.
+    """
+    if isinstance(times, xr.DataArray) and "lead_units" in times.attrs:
+        return str(times.attrs["lead_units"])
     values = np.asarray(times)
     if values.size < 2:
         return "months"
@@ -118,7 +124,7 @@ def persistence_forecast(
     >>> str(fc["valid_time"].values[0, 1])[:10], fc["lead"].attrs["units"]
     ('2000-05-01', 'months')
     """
-    units = lead_units(context[time_dim].values)
+    units = lead_units(context[time_dim])
     last = _select_inits(context, inits, time_dim)
     inits_v = last[time_dim].values
     last = last.drop_vars(time_dim).rename({time_dim: "init"})
@@ -151,7 +157,7 @@ def climatology_forecast(
     >>> climatology_forecast(da, t[10:11], [1, 2, 3]).values  # Dec, Jan, Feb
     array([[17.,  6.,  7.]])
     """
-    units = lead_units(context[time_dim].values)
+    units = lead_units(context[time_dim])
     inits_v = _select_inits(context, inits, time_dim)[time_dim].values
     coords = forecast_coords(inits_v, leads, units)
     template = xr.DataArray(np.zeros((len(inits_v), len(leads))), dims=("init", "lead"),
