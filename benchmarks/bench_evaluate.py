@@ -124,6 +124,7 @@ def throughput(path: str, workers: int, repeats: int = 2) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller grid (faster, less telling)")
+    parser.add_argument("--only", choices=["throughput", "memory"], help="run one part only")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -140,34 +141,44 @@ def main() -> int:
             print(f"archive {years:2d} years: {12 * years} months of {ny}x{nx} float32, "
                   f"{size:.0f} MiB on disk (opened lazily, time chunks of 12)")
         load = os.getloadavg()[0]
-        print(f"machine: {os.cpu_count()} cores, load average {load:.1f} before the runs"
-              + ("  (other processes are using the CPU: throughput and speedup are "
-                 "understated)" if load > 0.5 else ""))
-        rates = {}
-        for workers in (1, 2):
-            rates[workers], n = throughput(paths[10], workers)
-            print(f"throughput, {workers} worker(s): {rates[workers]:.1f} inits/s ({n} inits, "
-                  f"10-year archive, LocalCluster processes)")
-        speedup = rates[2] / rates[1]
-        passed = speedup >= 1.7
-        ok &= passed
-        print(f"speedup 2 vs 1 workers: {speedup:.2f}x (target >= 1.7x): "
-              f"{'PASS' if passed else 'FAIL'}")
-        peaks = {}
-        for years in (10, 40):
-            out = subprocess.run([sys.executable, __file__, "--child", paths[years]],
-                                 capture_output=True, text=True, check=True)
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            peaks[years] = res["peak_mb"]
-            print(f"peak memory, {years:2d} years: {res['peak_mb']:.0f} MiB (after imports and "
-                  f"opening: {res['before_mb']:.0f} MiB; {res['inits']} inits in "
-                  f"{res['seconds']:.1f} s, threads x2)")
-        ratio = peaks[40] / peaks[10]
-        passed = ratio <= 1.25
-        ok &= passed
-        print(f"peak memory 40y / 10y: {ratio:.2f}x (target <= 1.25x): "
-              f"{'PASS' if passed else 'FAIL'}")
+        if args.only != "memory":
+            ok &= report_throughput(paths[10], load)
+        if args.only != "throughput":
+            ok &= report_memory(paths)
     return 0 if ok else 1
+
+
+def report_throughput(path: str, load: float) -> bool:
+    print(f"machine: {os.cpu_count()} cores, load average {load:.1f} before the runs"
+          + ("  (other processes are using the CPU: throughput and speedup are understated)"
+             if load > 0.5 else ""))
+    rates = {}
+    for workers in (1, 2):
+        rates[workers], n = throughput(path, workers)
+        print(f"throughput, {workers} worker(s): {rates[workers]:.1f} inits/s ({n} inits, "
+              f"10-year archive, LocalCluster processes)")
+    speedup = rates[2] / rates[1]
+    passed = speedup >= 1.7
+    print(f"speedup 2 vs 1 workers: {speedup:.2f}x (target >= 1.7x): "
+          f"{'PASS' if passed else 'FAIL'}")
+    return passed
+
+
+def report_memory(paths: dict[int, str]) -> bool:
+    peaks = {}
+    for years in (10, 40):
+        out = subprocess.run([sys.executable, __file__, "--child", paths[years]],
+                             capture_output=True, text=True, check=True)
+        res = json.loads(out.stdout.strip().splitlines()[-1])
+        peaks[years] = res["peak_mb"]
+        print(f"peak memory, {years:2d} years: {res['peak_mb']:.0f} MiB (peak after imports and "
+              f"opening: {res['before_mb']:.0f} MiB; {res['inits']} inits in "
+              f"{res['seconds']:.1f} s, threads x2)")
+    ratio = peaks[40] / peaks[10]
+    passed = ratio <= 1.25
+    print(f"peak memory 40y / 10y: {ratio:.2f}x (target <= 1.25x): "
+          f"{'PASS' if passed else 'FAIL'}")
+    return passed
 
 
 if __name__ == "__main__":

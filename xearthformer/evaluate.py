@@ -258,8 +258,26 @@ def _check_forecast(fc: Any, inits: np.ndarray, leads: list[int], window: xr.Dat
     V.check_matching_coords(fc, window, skip=["init", "lead", "member", "time"])
 
 
-def _chunk_partials(window: xr.DataArray, inits: np.ndarray, leads: list[int], fn: ForecastFn,
+class _Window:
+    """A chunk's slice of the archive, hidden from dask's graph traversal.
+
+    Handing the lazy slice itself to ``dask.delayed`` would make its reads graph tasks
+    that the scheduler may run well ahead of the forecasts; read inside the task instead,
+    a worker holds one window at a time, whatever the archive length.
+    """
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: xr.DataArray) -> None:
+        self.data = data
+
+    def load(self) -> xr.DataArray:
+        return self.data.compute(scheduler="synchronous") if V.is_dask(self.data) else self.data
+
+
+def _chunk_partials(lazy_window: _Window, inits: np.ndarray, leads: list[int], fn: ForecastFn,
                     groups: list[str], opts: dict, store: str | None, key: str) -> xr.Dataset:
+    window = lazy_window.load()
     last = window.indexes["time"].get_loc(inits[-1])
     fc = fn(window.isel(time=slice(0, last + 1)), inits, leads)
     _check_forecast(fc, inits, leads, window)
@@ -541,7 +559,7 @@ def evaluate(
         first = time_index.get_loc(chunk[0]) - (context - 1)
         end = time_index.get_indexer(valid_times(chunk[-1:], lead_list[-1:], units)[0])[0]
         window = da.isel(time=slice(first, end + 1))
-        tasks.append(task(window, chunk, lead_list, fn, groups, opts, store_path, key,
+        tasks.append(task(_Window(window), chunk, lead_list, fn, groups, opts, store_path, key,
                           dask_key_name=f"evaluate-{key}-{uuid.uuid4().hex[:8]}"))
     root = _tree_sum(tasks)
     if client is not None:
