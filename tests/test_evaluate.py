@@ -49,7 +49,7 @@ def archive() -> xr.DataArray:
 @pytest.fixture
 def cf_standard_name_table():
     """A minimal CF standard-name table in pooch's cache: climpred works offline (TRAPS.md)."""
-    pooch = pytest.importorskip("pooch")
+    import pooch
     url = ("https://raw.githubusercontent.com/cf-convention/cf-convention.github.io/master/"
            "Data/cf-standard-names/current/src/cf-standard-name-table.xml")
     path = os.path.join(pooch.os_cache("pooch"), pooch.utils.unique_file_name(url))
@@ -97,7 +97,7 @@ def test_agrees_with_direct_metrics(archive):
 
 
 def test_climpred_agrees(archive, cf_standard_name_table):
-    climpred = pytest.importorskip("climpred")
+    import climpred
     leads = [1, 2, 3]
     inits = archive.time.values[:-3]
     fc = persistence_forecast(archive, inits, leads).drop_vars("valid_time")
@@ -181,7 +181,7 @@ def test_store_resumes_after_interruption(archive, tmp_path):
 
 @pytest.mark.slow
 def test_distributed_two_workers(archive):
-    distributed = pytest.importorskip("distributed")
+    import distributed
     kw = dict(leads=4, metrics=ALL, thresholds=[27.0, 28.0])
     threaded = evaluate("persistence", archive, chunk_size=5, **kw)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,

@@ -43,7 +43,7 @@ def icar_sst() -> xr.DataArray:
 @pytest.fixture
 def cf_standard_name_table():
     """Place a minimal CF standard-name table in pooch's cache (TRAPS.md: climpred offline)."""
-    pooch = pytest.importorskip("pooch")
+    import pooch
     url = ("https://raw.githubusercontent.com/cf-convention/cf-convention.github.io/master/"
            "Data/cf-standard-names/current/src/cf-standard-name-table.xml")
     path = os.path.join(pooch.os_cache("pooch"), pooch.utils.unique_file_name(url))

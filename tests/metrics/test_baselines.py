@@ -50,3 +50,16 @@ def test_climatology_values(icar_sst):
 def test_unknown_init(icar_sst):
     with pytest.raises(MetricsInputError, match="1999-01-01"):
         persistence_forecast(icar_sst, pd.to_datetime(["1999-01-01"]), [1])
+
+
+def test_lazy_on_dask(icar_sst, no_compute):
+    import dask
+
+    lazy = icar_sst.chunk({"time": 12})
+    inits = icar_sst.time.values[[3, 20]]
+    pers = persistence_forecast(lazy, inits, [1, 2])
+    clim = climatology_forecast(lazy, inits, [1, 2])
+    assert isinstance(pers.data, dask.array.Array) and isinstance(clim.data, dask.array.Array)
+    with dask.config.set(scheduler="sync"):
+        xr.testing.assert_identical(pers.compute(), persistence_forecast(icar_sst, inits, [1, 2]))
+        xr.testing.assert_allclose(clim.compute(), climatology_forecast(icar_sst, inits, [1, 2]))
