@@ -44,3 +44,17 @@ def test_plot_forecast_through_the_accessor(forecast) -> None:
 def test_accessor_errors_come_from_the_function(forecast) -> None:
     with pytest.raises(ValueError, match="lead"):
         forecast.earthformer.plot_forecast(leads=[7])
+
+
+def test_evaluate_through_the_accessor_equals_the_function() -> None:
+    from xearthformer.evaluate import evaluate
+
+    rng = np.random.default_rng(1)
+    time = pd.date_range("2000-01-01", periods=36, freq="MS")
+    archive = xr.DataArray(rng.normal(size=(36, 4, 6)), dims=("time", "lat", "lon"), name="sst",
+                           coords={"time": time, "lat": np.linspace(-10, 10, 4),
+                                   "lon": np.linspace(150, 250, 6)})
+    via_accessor = archive.earthformer.evaluate("persistence", leads=[1, 2], metrics=["mse"])
+    direct = evaluate("persistence", archive, leads=[1, 2], metrics=["mse"])
+    xr.testing.assert_identical(via_accessor, direct)
+    assert np.isfinite(via_accessor["mse"]).all()

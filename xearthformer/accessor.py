@@ -46,6 +46,17 @@ class _EarthformerAccessor:
     plot_map = _method(_plot.plot_map)
     animate = _method(_plot.animate)
 
+    def evaluate(self, model_or_forecast_fn, **kwargs):
+        """Hindcast skill over this archive: ``xearthformer.evaluate.evaluate(model, archive, ...)``.
+
+        The archive is the object the accessor is on; every keyword goes to
+        :func:`xearthformer.evaluate.evaluate` (``leads=``, ``metrics=``, ``init=``, ``client=``,
+        ``store=``). Torch is only imported when a model (not a baseline) is evaluated.
+        """
+        from .evaluate import evaluate
+
+        return evaluate(model_or_forecast_fn, self._obj, **kwargs)
+
 
 @xr.register_dataarray_accessor("earthformer")
 class EarthformerDataArrayAccessor(_EarthformerAccessor):
