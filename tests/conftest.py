@@ -31,3 +31,24 @@ def golden_dir() -> Path:
     if _under_ci():
         pytest.fail(message + " (CI=true: the golden checks are mandatory)")
     pytest.skip(message)
+
+
+CF_TABLE_URL = ("https://raw.githubusercontent.com/cf-convention/cf-convention.github.io/master/"
+                "Data/cf-standard-names/current/src/cf-standard-name-table.xml")
+
+
+@pytest.fixture
+def cf_standard_name_table() -> str:
+    """Place a minimal CF standard-name table in pooch's cache so climpred works offline.
+
+    climpred's ``HindcastEnsemble`` asks cf_xarray for this table, which pooch downloads
+    unless it is already cached (TRAPS.md); offline users can do the same.
+    """
+    import pooch
+
+    path = os.path.join(pooch.os_cache("pooch"), pooch.utils.unique_file_name(CF_TABLE_URL))
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as fh:
+            fh.write("<standard_name_table><version_number>0</version_number></standard_name_table>")
+    return path

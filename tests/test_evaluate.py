@@ -46,21 +46,6 @@ def archive() -> xr.DataArray:
     return da
 
 
-@pytest.fixture
-def cf_standard_name_table():
-    """A minimal CF standard-name table in pooch's cache: climpred works offline (TRAPS.md)."""
-    import pooch
-    url = ("https://raw.githubusercontent.com/cf-convention/cf-convention.github.io/master/"
-           "Data/cf-standard-names/current/src/cf-standard-name-table.xml")
-    path = os.path.join(pooch.os_cache("pooch"), pooch.utils.unique_file_name(url))
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as fh:
-            fh.write("<standard_name_table><version_number>0</version_number>"
-                     "</standard_name_table>")
-    return path
-
-
 def noisy_ensemble(context, inits, leads):
     """Persistence plus noise seeded by each init (so independent of chunking)."""
     fc = persistence_forecast(context, inits, leads)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 
 import dask
 import numpy as np
@@ -40,16 +39,3 @@ def icar_sst() -> xr.DataArray:
     return da
 
 
-@pytest.fixture
-def cf_standard_name_table():
-    """Place a minimal CF standard-name table in pooch's cache (TRAPS.md: climpred offline)."""
-    import pooch
-    url = ("https://raw.githubusercontent.com/cf-convention/cf-convention.github.io/master/"
-           "Data/cf-standard-names/current/src/cf-standard-name-table.xml")
-    path = os.path.join(pooch.os_cache("pooch"), pooch.utils.unique_file_name(url))
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as fh:
-            fh.write("<standard_name_table><version_number>0</version_number>"
-                     "</standard_name_table>")
-    return path

@@ -163,7 +163,6 @@ class CuboidSelfAttentionLayer(nn.Module):
         bt, bh, bw = cuboid
         cut = reorder_pattern(self.strategy, True)
         q, k, v = rearrange(parts[0], cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
-        num_cuboids = q.shape[0] // b
         volume = bt * bh * bw
 
         rel_bias = (gather_bias(self.relative_position_bias_table, self.relative_position_index, volume, volume)
