@@ -24,13 +24,21 @@ _LAZY = {
     "diffusion": "xearthformer.diffusion",
     "zoo": "xearthformer.zoo",
     "tutorial": "xearthformer.tutorial",
+    # public functions (their modules import torch, so they load on first use)
+    "fit": "xearthformer.train",
+    "forecast": "xearthformer.forecast",
+    "ensemble": "xearthformer.forecast",
+    "list_models": "xearthformer.zoo",
+    "load_model": "xearthformer.zoo",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name])
-        return module if _LAZY[name].endswith(name) else getattr(module, name)
+        if _LAZY[name].endswith("." + name) and not hasattr(module, name):
+            return module
+        return getattr(module, name)
     raise AttributeError(f"module 'xearthformer' has no attribute {name!r}")
 
 
