@@ -26,8 +26,8 @@ _LAZY = {
     "tutorial": "xearthformer.tutorial",
     # public functions (their modules import torch, so they load on first use)
     "fit": "xearthformer.train",
-    "forecast": "xearthformer.forecast",
-    "ensemble": "xearthformer.forecast",
+    "forecast": "xearthformer.forecasting",
+    "ensemble": "xearthformer.forecasting",
     "list_models": "xearthformer.zoo",
     "load_model": "xearthformer.zoo",
 }

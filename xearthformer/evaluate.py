@@ -7,7 +7,7 @@ totals into scores. Only one chunk's forecasts are in memory per worker at a tim
 Counts are integers (exact whatever the chunking); correlations come from sums of
 ``p, y, p*y, p^2, y^2, n``, so they agree across chunkings to rounding (< 1e-12).
 
-torch-using code (``xearthformer.forecast``) is imported only when a model name is
+torch-using code (``xearthformer.forecasting``) is imported only when a model name is
 given; the metrics layer below never imports torch.
 """
 
@@ -373,7 +373,7 @@ def _resolve(model: str | ForecastFn, archive: xr.DataArray, base_period: Any) -
             return BASELINES[model](archive, base_period), model
         return BASELINES[model](archive), model
     try:
-        from .forecast import forecast  # noqa: PLC0415 (torch-using, imported lazily)
+        from .forecasting import forecast  # noqa: PLC0415 (torch-using, imported lazily)
     except ImportError as err:
         raise ModelUnavailableError(
             f"model {model!r} needs xearthformer.forecast, which is not available ({err}). "
@@ -466,7 +466,7 @@ def evaluate(
         ``valid_time(init, lead)`` coordinate — e.g.
         :func:`xearthformer.metrics.persistence_forecast` — or a name: ``"persistence"``,
         ``"climatology"`` (computed once over ``base_period``), or a model name, resolved
-        lazily through ``xearthformer.forecast.forecast`` (:class:`ModelUnavailableError`
+        lazily through ``xearthformer.forecasting.forecast`` (:class:`ModelUnavailableError`
         until that module exists). ``context`` holds the archive up to the chunk's last init:
         the function must use, for each init, only times up to that init.
     archive : xarray.DataArray or xarray.Dataset
