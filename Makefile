@@ -1,6 +1,7 @@
 # Two commands set up everything on a fresh machine (README "Quick start"):
 #   make demo   creates .venv, installs the package, runs the main job
-#   make test   creates .venv, installs the package with its test extra, runs every test
+#   make test   creates .venv, installs the package with its test and docs extras, runs every test
+#               (and the docs build, tests/test_docs.py)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,7 +16,7 @@ $(BIN)/python:
 # torch first and pinned: an open range would pull the newest CUDA build (several GB)
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet -e ".[test,docs]"
 	touch $@
 
 install: $(VENV)/.installed

@@ -38,6 +38,12 @@ class IcarSource:
     training file's ``year`` axis hold ``n_models`` models one after the other, each
     with ``years_per_model`` records of 36 months starting 12 months apart. ``start``
     is the nominal first month given to every model (the files hold no calendar).
+
+    Examples
+    --------
+    >>> src = ICAR_SOURCES["cmip6"]
+    >>> src.train_file, src.n_models, 12 * src.years_per_model + 24   # months per model
+    ('CMIP_train.nc', 15, 1836)
     """
 
     train_file: str

@@ -56,6 +56,19 @@ def read_sevir_catalog(
     Returns
     -------
     pandas.DataFrame
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> cat = pd.DataFrame({"id": ["S1", "S2", "S2", "S3", "R1"],
+    ...                     "file_name": ["a.h5"] * 5, "file_index": [0, 1, 2, 3, 0],
+    ...                     "img_type": ["vil", "vil", "vil", "vil", "ir069"],
+    ...                     "time_utc": ["2019-03-02", "2019-01-05", "2019-01-05", "2019-02-01", "2019-01-01"],
+    ...                     "pct_missing": [0, 0, 0, 0, 0]})
+    >>> read_sevir_catalog(cat)["id"].tolist()        # S2 appears twice: dropped; time order
+    ['S3', 'S1']
+    >>> read_sevir_catalog(cat, end="2019-03-01")["id"].tolist()
+    ['S3']
     """
     if isinstance(catalog, pd.DataFrame):
         cat = catalog.copy()
@@ -182,6 +195,24 @@ def open_sevir(
         The catalogue or a data file is missing.
     DataFormatError
         Missing columns, a file without the ``vil`` dataset, ids that do not match.
+
+    Examples
+    --------
+    A one-file SEVIR layout of two tiny events (the real frames are 384 x 384 x 49):
+
+    >>> import tempfile, h5py, numpy as np, pandas as pd
+    >>> root = tempfile.mkdtemp()
+    >>> with h5py.File(f"{root}/vil_2019.h5", "w") as f:
+    ...     _ = f.create_dataset("vil", data=np.zeros((2, 8, 8, 3), dtype="uint8"))
+    ...     _ = f.create_dataset("id", data=np.array([b"S1", b"S2"]))
+    >>> cat = pd.DataFrame({"id": ["S1", "S2"], "file_name": ["vil_2019.h5"] * 2, "file_index": [0, 1],
+    ...                     "img_type": ["vil"] * 2, "time_utc": ["2019-06-01 12:00", "2019-06-02 18:00"],
+    ...                     "pct_missing": [0, 0]})
+    >>> ds = open_sevir(cat, root)
+    >>> dict(ds.vil.sizes), ds.vil.dtype.name
+    ({'event': 2, 'time': 3, 'y': 8, 'x': 8}, 'uint8')
+    >>> (ds.time.values / np.timedelta64(1, "m")).tolist()     # no minute_offsets column: 5-minute frames
+    [0.0, 5.0, 10.0]
     """
     cat = read_sevir_catalog(catalog, img_type="vil", start=start, end=end)
     if cat.empty:

@@ -110,7 +110,7 @@ class _Sampler:
 
 
 class DDPMSampler(_Sampler):
-    """Ancestral sampling over every step ``T-1 .. 0`` (PreDiff's ``p_sample_loop``).
+    """Ancestral sampling over every step, from ``T-1`` down to ``0`` (PreDiff's ``p_sample_loop``).
 
     Parameters
     ----------

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .dropout import random_keep_mask
+
 _MASK_FILL = {torch.float16: -1e4}
 
 
@@ -37,6 +39,76 @@ def additive_mask(bias: torch.Tensor | None, mask: torch.Tensor | None, dtype: t
     return fill if bias is None else fill + bias.to(dtype)
 
 
+class _DropoutAttention(torch.autograd.Function):
+    """Attention with dropout on the probabilities, saving little for backward.
+
+    ``scaled_dot_product_attention`` with ``dropout_p > 0`` has no fused CPU kernel: its
+    maths fallback draws a float Bernoulli tensor and keeps the scores, the probabilities,
+    the dropped probabilities and the float mask alive for backward. Here the forward keeps
+    only q, k, v, the probabilities and a ``bool`` keep-mask (drawn with
+    :func:`~xearthformer.nn.dropout.random_keep_mask`), and the backward is written out.
+    Same maths as ``softmax(q k^T * scale + mask) * keep / (1 - p) @ v``.
+    """
+
+    @staticmethod
+    def forward(ctx, q, k, v, attn_mask, scale: float, p: float):  # noqa: D102
+        scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+        if attn_mask is not None:
+            scores.add_(attn_mask)
+        probs = torch.softmax(scores, dim=-1)
+        del scores
+        keep = random_keep_mask(probs.shape, p, device=probs.device)
+        dropped = probs.masked_fill(~keep, 0.0).mul_(1.0 / (1.0 - p))
+        out = torch.matmul(dropped, v)
+        del dropped
+        ctx.save_for_backward(q, k, v, probs, keep)
+        ctx.scale, ctx.p = scale, p
+        ctx.mask_shape = None if attn_mask is None else attn_mask.shape
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: D102
+        q, k, v, probs, keep = ctx.saved_tensors
+        c = 1.0 / (1.0 - ctx.p)
+        drop = ~keep
+        dropped = probs.masked_fill(drop, 0.0).mul_(c)
+        grad_v = torch.matmul(dropped.transpose(-2, -1), grad_out)
+        del dropped
+        grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)).masked_fill_(drop, 0.0).mul_(c)
+        # softmax backward: dS = P * (dP - sum(dP * P))
+        row = (grad_probs * probs).sum(dim=-1, keepdim=True)
+        grad_scores = grad_probs.sub_(row).mul_(probs)
+        grad_mask = None
+        if ctx.mask_shape is not None and ctx.needs_input_grad[3]:
+            grad_mask = _sum_to_shape(grad_scores, ctx.mask_shape)
+        grad_q = torch.matmul(grad_scores, k).mul_(ctx.scale)
+        grad_k = torch.matmul(grad_scores.transpose(-2, -1), q).mul_(ctx.scale)
+        return grad_q, grad_k, grad_v, grad_mask, None, None
+
+
+def _sum_to_shape(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """Sum a broadcast result back to ``shape`` (right-aligned, as broadcasting does)."""
+    lead = t.dim() - len(shape)
+    if lead:
+        t = t.sum(dim=tuple(range(lead)))
+    dims = tuple(i for i, n in enumerate(shape) if n == 1 and t.shape[i] != 1)
+    return t.sum(dim=dims, keepdim=True) if dims else t
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_mask: torch.Tensor | None,
+              scale: float, dropout_p: float = 0.0) -> torch.Tensor:
+    """``scaled_dot_product_attention``, with a lean written-out path when dropout is on.
+
+    Without dropout (evaluation, or ``dropout_p=0``) and on GPUs (whose fused kernels
+    support dropout) this is SDPA itself. With dropout on CPU it is
+    :class:`_DropoutAttention`, which saves less memory and avoids the float Bernoulli draw
+    of SDPA's maths fallback.
+    """
+    if dropout_p > 0.0 and q.device.type == "cpu":
+        return _DropoutAttention.apply(q, k, v, attn_mask, scale, dropout_p)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+
+
 def cuboid_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, batch: int,
                      attn_mask: torch.Tensor | None, scale: float, dropout_p: float = 0.0) -> torch.Tensor:
     """Attention inside cuboids.
@@ -53,10 +125,10 @@ def cuboid_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, batch
     if attn_mask is not None and attn_mask.dim() == 4 and attn_mask.shape[0] > 1:
         n = attn_mask.shape[0]
         shape5 = lambda t: t.view(batch, n, *t.shape[1:])  # noqa: E731
-        out = F.scaled_dot_product_attention(shape5(q), shape5(k), shape5(v), attn_mask=attn_mask,
-                                             dropout_p=dropout_p, scale=scale)
+        out = attention(shape5(q), shape5(k), shape5(v), attn_mask=attn_mask, dropout_p=dropout_p,
+                        scale=scale)
         return out.flatten(0, 1)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
+    return attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
 
 
 def gather_bias(table: torch.Tensor, index: torch.Tensor, rows: int, cols: int) -> torch.Tensor:

@@ -22,7 +22,7 @@ from einops import rearrange
 from torch import nn
 
 from ._validation import ConfigError, int_triple, one_of, strategy_triple
-from .attention import additive_mask, cuboid_attention, gather_bias
+from .attention import additive_mask, attention, cuboid_attention, gather_bias
 from .cuboid import (
     adjust_cuboid_and_shift,
     pad_amounts,
@@ -265,7 +265,7 @@ class CuboidSelfAttentionLayer(nn.Module):
         g_mask = None
         if key_mask is not None:
             g_mask = additive_mask(None, key_mask[None, None, :], q.dtype, q.device)
-        new_global = torch.nn.functional.scaled_dot_product_attention(
-            query_g, keys_all, values_all, attn_mask=g_mask, dropout_p=dropout_p, scale=self.scale)
+        new_global = attention(query_g, keys_all, values_all, attn_mask=g_mask, dropout_p=dropout_p,
+                               scale=self.scale)
         new_global = rearrange(new_global, "b heads g e -> b g (heads e)")
         return out, new_global
