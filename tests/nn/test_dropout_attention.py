@@ -53,3 +53,32 @@ def test_dropout_rate_and_eval_path():
     assert not torch.allclose(out, torch.ones_like(out))
     exact = attention(q, k, v, attn_mask=None, scale=0.5, dropout_p=0.0)
     torch.testing.assert_close(exact, torch.ones_like(exact))
+
+
+@pytest.mark.parametrize("p", [0.0, 0.4])
+def test_lean_ffn_matches_module_maths(p):
+    from xearthformer.nn.layers import PositionwiseFFN
+
+    torch.manual_seed(0)
+    ffn = PositionwiseFFN(6, 24, dropout=0.0, activation_dropout=p).double().train()
+    with torch.no_grad():
+        ffn.layer_norm.weight.uniform_(0.5, 1.5)
+        ffn.layer_norm.bias.uniform_(-0.5, 0.5)
+    x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    assert ffn._lean_path()
+    torch.manual_seed(3)
+    out = ffn(x)
+
+    # the reference: the plain module maths with the same keep mask
+    torch.manual_seed(3)
+    keep = random_keep_mask(torch.Size([30, 24]), p, device=torch.device("cpu")) if p else None
+    hidden = torch.nn.functional.gelu(ffn.ffn_1(ffn.layer_norm(x)))
+    if keep is not None:
+        hidden = hidden * keep.view(2, 3, 5, 24) / (1 - p)
+    expected = x + ffn.ffn_2(hidden)
+    torch.testing.assert_close(out, expected)
+
+    params = [x, *ffn.parameters()]
+    grad = torch.randn(out.shape, dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(expected, params, grad)):
+        torch.testing.assert_close(a, b)

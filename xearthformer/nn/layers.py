@@ -13,6 +13,7 @@ from torch import nn
 from ._validation import ConfigError, int_triple, one_of
 from .cuboid import pad_amounts, pad_thw
 from .dropout import FastDropout
+from .lean import lean_ffn
 
 NORMS = ("layer_norm", "rms_norm")
 ACTIVATIONS = ("leaky", "gelu", "relu", "identity", "elu", "sigmoid", "tanh", "softplus", "softsign")
@@ -38,9 +39,17 @@ def make_norm(kind: str, channels: int, eps: float = 1e-5) -> nn.Module:
     return nn.LayerNorm(channels, eps=eps) if kind == "layer_norm" else RMSNorm(channels, eps=eps)
 
 
-def make_activation(kind: str) -> nn.Module:
-    """The official activation names; ``'leaky'`` is LeakyReLU(0.1), ``'gelu'`` the exact erf GELU."""
+def make_activation(kind: str, *, inplace: bool = False) -> nn.Module:
+    """The official activation names; ``'leaky'`` is LeakyReLU(0.1), ``'gelu'`` the exact erf GELU.
+
+    ``inplace=True`` (for an activation right after a normalisation, whose output nothing
+    else keeps) lets LeakyReLU/ReLU/ELU overwrite their input, so that autograd keeps one
+    tensor instead of two.
+    """
     one_of(kind, "activation", ACTIVATIONS)
+    if inplace and kind in ("leaky", "relu", "elu"):
+        return {"leaky": lambda: nn.LeakyReLU(0.1, inplace=True), "relu": lambda: nn.ReLU(inplace=True),
+                "elu": lambda: nn.ELU(inplace=True)}[kind]()
     return {
         "leaky": lambda: nn.LeakyReLU(0.1),
         "gelu": nn.GELU,
@@ -89,7 +98,17 @@ class PositionwiseFFN(nn.Module):
         self.activation_dropout_layer = make_dropout(activation_dropout)
         self.dropout_layer = make_dropout(dropout)
 
+    def _lean_path(self) -> bool:
+        """Training the standard block: take the memory-lean path of :mod:`.lean_ffn`."""
+        return (self.training and torch.is_grad_enabled() and self.pre_norm and not self.gated_proj
+                and type(self.activation) is nn.GELU and self.activation.approximate == "none"
+                and type(self.layer_norm) is nn.LayerNorm
+                and not torch.is_autocast_enabled(self.ffn_1.weight.device.type))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._lean_path():
+            p = getattr(self.activation_dropout_layer, "p", 0.0)
+            return x + self.dropout_layer(lean_ffn(x, self.layer_norm, self.ffn_1, self.ffn_2, p))
         h = self.layer_norm(x) if self.pre_norm else x
         if self.gated_proj:
             h = self.activation(self.ffn_1_gate(h)) * self.ffn_1(h)
@@ -197,5 +216,6 @@ def conv_norm_act_block(channels: Sequence[int], groups: Sequence[int], activati
     for c_in, c_out, g in zip(channels[:-1], channels[1:], groups):
         if c_out % g:
             raise ConfigError(f"GroupNorm with {g} groups needs a width divisible by {g}, got {c_out}")
-        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(g, c_out), make_activation(activation)]
+        layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.GroupNorm(g, c_out),
+                   make_activation(activation, inplace=True)]
     return nn.Sequential(*layers)

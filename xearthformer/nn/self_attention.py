@@ -33,6 +33,7 @@ from .cuboid import (
     unpad_thw,
 )
 from .layers import PADDINGS, make_dropout, make_norm
+from .lean import lean_path_ok, norm_linear
 
 
 def _zero_pad_last(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
@@ -139,7 +140,11 @@ class CuboidSelfAttentionLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, global_vectors: torch.Tensor | None = None):
         """x: "b t h w c"; global_vectors: "b g (r c)". Returns the update(s)."""
-        x = self.norm(x)
+        weight, bias, sizes = self._local_projection()
+        fuse_norm = bias is None and lean_path_ok(self.norm, x.device.type)
+        x_raw = x
+        if not fuse_norm:
+            x = self.norm(x)
         b, t, h, w, c = x.shape
         if c != self.dim:
             raise ConfigError(f"expected {self.dim} channels, got {c}")
@@ -152,8 +157,9 @@ class CuboidSelfAttentionLayer(nn.Module):
         padded = (t + pads[0], h + pads[1], w + pads[2])
         shifted = any(s > 0 for s in shift)
 
-        weight, bias, sizes = self._local_projection()
-        if bias is None:  # per-token, bias-free: project first, then pad (zeros stay zeros)
+        if fuse_norm:  # training: LayerNorm + projection without keeping the normalised copy
+            proj = pad_thw(norm_linear(x_raw, self.norm, weight), pads, self.padding_type)
+        elif bias is None:  # per-token, bias-free: project first, then pad (zeros stay zeros)
             proj = pad_thw(torch.nn.functional.linear(x, weight), pads, self.padding_type)
         else:
             proj = torch.nn.functional.linear(pad_thw(x, pads, self.padding_type), weight, bias)
