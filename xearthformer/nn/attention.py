@@ -45,45 +45,50 @@ class _DropoutAttention(torch.autograd.Function):
     ``scaled_dot_product_attention`` with ``dropout_p > 0`` has no fused CPU kernel: its
     maths fallback draws a float Bernoulli tensor and keeps the scores, the probabilities,
     the dropped probabilities and the float mask alive for backward. Here the forward keeps
-    only q, k, v, the probabilities and a ``bool`` keep-mask (drawn with
-    :func:`~xearthformer.nn.dropout.random_keep_mask`), and the backward is written out.
+    only q, k, v, the row log-sum-exp and a ``bool`` keep-mask (drawn with
+    :func:`~xearthformer.nn.dropout.random_keep_mask`); the backward, written out,
+    recomputes the probabilities from them (as flash attention does).
     Same maths as ``softmax(q k^T * scale + mask) * keep / (1 - p) @ v``.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, attn_mask, scale: float, p: float):  # noqa: D102
-        scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
-        if attn_mask is not None:
-            scores.add_(attn_mask)
-        probs = torch.softmax(scores, dim=-1)
-        del scores
+        probs, lse = _probabilities(q, k, attn_mask, scale)
         keep = random_keep_mask(probs.shape, p, device=probs.device)
-        dropped = probs.masked_fill(~keep, 0.0).mul_(1.0 / (1.0 - p))
-        out = torch.matmul(dropped, v)
-        del dropped
-        ctx.save_for_backward(q, k, v, probs, keep)
+        out = torch.matmul(probs.masked_fill_(~keep, 0.0).mul_(1.0 / (1.0 - p)), v)
+        del probs
+        ctx.save_for_backward(q, k, v, attn_mask, lse, keep)
         ctx.scale, ctx.p = scale, p
-        ctx.mask_shape = None if attn_mask is None else attn_mask.shape
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        q, k, v, probs, keep = ctx.saved_tensors
+        q, k, v, attn_mask, lse, keep = ctx.saved_tensors
         c = 1.0 / (1.0 - ctx.p)
         drop = ~keep
-        dropped = probs.masked_fill(drop, 0.0).mul_(c)
-        grad_v = torch.matmul(dropped.transpose(-2, -1), grad_out)
-        del dropped
+        probs, _ = _probabilities(q, k, attn_mask, ctx.scale, lse=lse)
+        grad_v = torch.matmul(probs.masked_fill(drop, 0.0).mul_(c).transpose(-2, -1), grad_out)
         grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)).masked_fill_(drop, 0.0).mul_(c)
         # softmax backward: dS = P * (dP - sum(dP * P))
         row = (grad_probs * probs).sum(dim=-1, keepdim=True)
         grad_scores = grad_probs.sub_(row).mul_(probs)
+        del probs
         grad_mask = None
-        if ctx.mask_shape is not None and ctx.needs_input_grad[3]:
-            grad_mask = _sum_to_shape(grad_scores, ctx.mask_shape)
+        if attn_mask is not None and ctx.needs_input_grad[3]:
+            grad_mask = _sum_to_shape(grad_scores, attn_mask.shape)
         grad_q = torch.matmul(grad_scores, k).mul_(ctx.scale)
         grad_k = torch.matmul(grad_scores.transpose(-2, -1), q).mul_(ctx.scale)
         return grad_q, grad_k, grad_v, grad_mask, None, None
+
+
+def _probabilities(q, k, attn_mask, scale: float, lse: torch.Tensor | None = None):
+    """Softmax probabilities and their log-sum-exp; with ``lse`` given, recomputed from it."""
+    scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
+    if attn_mask is not None:
+        scores.add_(attn_mask)
+    if lse is None:
+        lse = torch.logsumexp(scores, dim=-1, keepdim=True)
+    return scores.sub_(lse).exp_(), lse
 
 
 def _sum_to_shape(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
