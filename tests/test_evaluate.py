@@ -14,7 +14,6 @@ import xskillscore as xs
 
 from xearthformer.evaluate import (
     ForecastLayoutError,
-    ModelUnavailableError,
     StoreMismatchError,
     evaluate,
 )
@@ -199,8 +198,9 @@ def test_bad_input(archive):
     gappy = archive.drop_sel(time=archive.time.values[[10, 11, 30]])
     with pytest.raises(ArchiveGapError, match="2000-11, 2000-12, 2002-07"):
         evaluate("persistence", gappy, leads=2)
-    with pytest.raises(ModelUnavailableError, match="earthformer-icar-enso"):
-        evaluate("earthformer-icar-enso", archive, leads=2)
+    with pytest.raises(ValueError, match="unknown model 'earthformer-icar-ens'.*Did you mean "
+                       "'earthformer-icar-enso'"):
+        evaluate("earthformer-icar-ens", archive, leads=2)
     with pytest.raises(ForecastLayoutError, match="dims"):
         evaluate(lambda c, i, l: c.isel(time=0), archive, leads=2)
     with pytest.warns(ThresholdScaleWarning, match="above the data maximum"):

@@ -15,7 +15,9 @@ True
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
+from typing import Any
 
 import xarray as xr
 
@@ -32,6 +34,33 @@ def _method(function: Callable) -> Callable:
     return method
 
 
+class _LazyMethod:
+    """An accessor method over a public function that is imported on first use.
+
+    ``import xearthformer`` stays free of torch: the forecasting module (which imports torch)
+    loads when the method is called, or when its ``__doc__``/``__wrapped__`` is asked for,
+    so ``help(da.earthformer.forecast)`` shows the public function's docstring.
+    """
+
+    __slots__ = ("_module", "_name")
+
+    def __init__(self, module: str, name: str) -> None:
+        self._module, self._name = module, name
+
+    @property
+    def __wrapped__(self) -> Callable:
+        return getattr(importlib.import_module(self._module), self._name)
+
+    @property
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        return self.__wrapped__.__doc__
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return _method(self.__wrapped__).__get__(obj, objtype)
+
+
 class _EarthformerAccessor:
     __slots__ = ("_obj",)
 
@@ -45,6 +74,8 @@ class _EarthformerAccessor:
     plot_skill = _method(_plot.plot_skill)
     plot_map = _method(_plot.plot_map)
     animate = _method(_plot.animate)
+    forecast = _LazyMethod("xearthformer.forecasting", "forecast")
+    ensemble = _LazyMethod("xearthformer.forecasting", "ensemble")
 
     def evaluate(self, model_or_forecast_fn, **kwargs):
         """Hindcast skill over this archive: ``xearthformer.evaluate.evaluate(model, archive, ...)``.

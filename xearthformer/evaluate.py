@@ -381,7 +381,7 @@ def _resolve(model: str | ForecastFn, archive: xr.DataArray, base_period: Any) -
         ) from err
 
     def model_forecast(context, inits, leads):
-        return forecast(context, model=model, init=inits, leads=leads)
+        return forecast(context, model=model, init=inits, lead=leads)
 
     return model_forecast, model
 

@@ -1,4 +1,15 @@
-"""The model zoo: named configurations (and, with the forecasting issue, weights).
+"""The model zoo: named models, their weights, input contracts, licences and papers.
+
+* :func:`list_models` describes every registered model (``xearthformer models`` prints it);
+* :func:`load_model` turns a name, a model directory or a checkpoint file into a
+  :class:`LoadedModel` (card + torch modules), cached per process so that forecasts on dask
+  workers load each model once;
+* :func:`official_kwargs` gives the official constructor kwargs of a released model.
+
+Weights of the official checkpoints are downloaded with pooch into a cache (``cache_dir=`` >
+``XEARTHFORMER_CACHE`` > the platform cache folder); ``XEARTHFORMER_OFFLINE=1`` forbids it. A
+local checkpoint always works offline: ``load_model("earthformer-icar-enso", weights=PATH)``,
+or equivalently ``load_model(PATH, config="earthformer-icar-enso")``.
 
 >>> from xearthformer.zoo import official_kwargs
 >>> official_kwargs("earthformer-icar-enso")["input_shape"]
@@ -7,21 +18,284 @@
 
 from __future__ import annotations
 
-import json
-from importlib import resources
+import dataclasses
+import functools
+import os
+from pathlib import Path
+from typing import Any
 
-_CONFIG_FILES = {
-    "earthformer-icar-enso": "earthformer_icarenso2021.json",
-    "earthformer-sevir": "earthformer_sevir.json",
-}
+from .model_dir import ModelCard, ModelDirError, is_model_dir, load_model_dir, sha256_of
+from .registry import UnknownModelError, ZooEntry, entries, get_entry, official_kwargs
+from .weights import ChecksumError, WeightsUnavailableError, cache_dir, fetch
+
+__all__ = [
+    "LoadedModel",
+    "ModelSpec",
+    "ChecksumError",
+    "UnknownModelError",
+    "WeightsUnavailableError",
+    "ZooEntry",
+    "cache_dir",
+    "clear_cache",
+    "list_models",
+    "load_model",
+    "official_kwargs",
+    "resolve",
+]
 
 
-def official_kwargs(name: str) -> dict:
-    """The official ``CuboidTransformerModel`` kwargs of a released model (from its ``_v1`` YAML)."""
-    if name not in _CONFIG_FILES:
-        raise KeyError(f"unknown model {name!r}; known: {sorted(_CONFIG_FILES)}")
-    text = resources.files(__name__).joinpath("configs", _CONFIG_FILES[name]).read_text()
-    return json.loads(text)
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A picklable reference to a model: what a dask task carries instead of the module.
+
+    ``source`` is a zoo name, a model directory or a checkpoint path; ``weights`` and
+    ``config`` as in :func:`load_model`.
+    """
+
+    source: str
+    weights: str | None = None
+    config: str | None = None
+    cache_dir: str | None = None
 
 
-__all__ = ["official_kwargs"]
+@dataclasses.dataclass(eq=False)
+class LoadedModel:
+    """A model ready to run: its card (name, contract, ...), torch modules and provenance.
+
+    Attributes
+    ----------
+    card : ModelCard
+    modules : dict of str to torch.nn.Module
+        ``{"earthformer": ...}``, or for PreDiff ``{"vae", "denoiser"[, "alignment"]}``.
+    sha256 : str
+        Hex digest of the weight file read (``"unverified"`` never: always computed).
+    weights_path : str
+        The file the weights came from.
+    verified : bool
+        Whether the file was checked against a registered sha256.
+    spec : ModelSpec
+        How to load it again (in another process).
+    """
+
+    card: ModelCard
+    modules: dict[str, Any]
+    sha256: str
+    weights_path: str
+    verified: bool
+    spec: ModelSpec
+
+    @property
+    def name(self) -> str:
+        return self.card.name
+
+    @property
+    def contract(self):
+        return self.card.contract
+
+    @property
+    def module(self):
+        """The Earthformer module (for ``kind == "earthformer"``)."""
+        if "earthformer" not in self.modules:
+            raise TypeError(f"model {self.name!r} is a {self.card.kind} model; see .modules")
+        return self.modules["earthformer"]
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Every registered model, one dict per model (a list, so it needs no pandas).
+
+    Keys: ``name``, ``kind``, ``source`` ("official" or "demo"), ``variables``, ``grid``,
+    ``step``, ``in_len``, ``out_len``, ``normalisation``, ``climatology``, ``licence``,
+    ``paper``, ``url``, ``sha256``, ``description``. ``pandas.DataFrame(list_models())``
+    gives a table.
+
+    Examples
+    --------
+    >>> from xearthformer.zoo import list_models
+    >>> rows = {row["name"]: row for row in list_models()}
+    >>> rows["earthformer-icar-enso"]["grid"]
+    'lat -55..60 x lon 95..330 (24 x 48)'
+    >>> rows["earthformer-sevir"]["step"], rows["earthformer-sevir"]["licence"]
+    ('5 minutes', 'Apache-2.0')
+    """
+    rows = []
+    for name, entry in entries().items():
+        try:
+            c = entry.contract()
+        except (OSError, ValueError, KeyError) as err:  # a broken demo directory
+            rows.append({"name": name, "kind": entry.kind, "source": entry.source,
+                         "description": f"unreadable: {err}"})
+            continue
+        if all(dim in c.coords for dim in c.spatial_dims):
+            grid = " x ".join(f"{dim} {c.coords[dim][0]:g}..{c.coords[dim][-1]:g}"
+                              for dim in c.spatial_dims) + f" ({c.grid_shape[0]} x {c.grid_shape[1]})"
+        else:
+            grid = f"{c.grid_shape[0]} x {c.grid_shape[1]} ({', '.join(c.spatial_dims)})"
+        clim = ("stored" if c.climatology is not None else "none (input must be anomalies)"
+                if c.anomaly else "-")
+        rows.append({
+            "name": name, "kind": entry.kind, "source": entry.source,
+            "variables": ",".join(c.variables), "grid": grid,
+            "step": f"{c.step} {c.step_units}", "in_len": c.in_len, "out_len": c.out_len,
+            "normalisation": f"(x - {c.offset:g}) / {c.scale:g}", "climatology": clim,
+            "licence": entry.licence, "paper": entry.paper, "url": entry.url or "embedded",
+            "sha256": entry.sha256 or ("in model.json" if entry.path else "unknown (not verified)"),
+            "description": entry.description,
+        })
+    return rows
+
+
+def resolve(model: str | os.PathLike | ModelSpec, *, weights: str | os.PathLike | None = None,
+            config: str | None = None, cache_dir: str | os.PathLike | None = None) -> ModelSpec:
+    """Normalise the ways of naming a model into a :class:`ModelSpec` (no file is read)."""
+    if isinstance(model, ModelSpec):
+        return model
+    text = os.fspath(model)
+    return ModelSpec(source=text, weights=None if weights is None else os.fspath(weights),
+                     config=config, cache_dir=None if cache_dir is None else os.fspath(cache_dir))
+
+
+def load_model(name_or_path: str | os.PathLike | ModelSpec, *,
+               weights: str | os.PathLike | None = None, config: str | None = None,
+               cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> LoadedModel:
+    """Load a model by zoo name, model directory, or checkpoint file (cached per process).
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        A zoo name (:func:`list_models`), a model directory written by
+        :func:`xearthformer.fit` / :func:`~xearthformer.zoo.model_dir.save_model_dir`, or a
+        ``.pt`` checkpoint file (then ``config=`` names the zoo entry whose configuration and
+        input contract it has).
+    weights : path, optional
+        A local checkpoint for a zoo name: used instead of the download (always offline).
+    config : str, optional
+        Zoo name giving the configuration of a checkpoint file passed as ``name_or_path``.
+    cache_dir : path, optional
+        Download cache (default ``$XEARTHFORMER_CACHE`` or the platform cache folder).
+    device : str
+        ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+
+    Returns
+    -------
+    LoadedModel
+        In eval mode. The same arguments return the same object while the files are unchanged.
+
+    Raises
+    ------
+    UnknownModelError
+        An unknown name (close matches listed).
+    WeightsUnavailableError, ChecksumError
+        Offline with the file missing, a failed download, a corrupt file.
+    ModelDirError, xearthformer.models.CheckpointError
+        A broken model directory, or a checkpoint that does not fit the configuration.
+
+    Examples
+    --------
+    >>> import tempfile, torch
+    >>> from xearthformer.models import Earthformer
+    >>> from xearthformer.zoo import load_model, official_kwargs
+    >>> path = tempfile.mkdtemp() + "/enso.pt"
+    >>> torch.save(Earthformer.from_official_kwargs(official_kwargs("earthformer-icar-enso")).state_dict(), path)
+    >>> model = load_model("earthformer-icar-enso", weights=path)
+    >>> model.card.contract.grid_shape, model.verified
+    ((24, 48), False)
+    >>> load_model(path, config="earthformer-icar-enso") is model
+    True
+    """
+    spec = resolve(name_or_path, weights=weights, config=config, cache_dir=cache_dir)
+    source = Path(spec.source)
+    if spec.config is not None and source.suffix in (".pt", ".pth", ".ckpt") and spec.weights is None:
+        spec = ModelSpec(source=spec.config, weights=spec.source, config=None,
+                         cache_dir=spec.cache_dir)
+    elif spec.config is not None and spec.weights is None and not is_model_dir(source):
+        raise UnknownModelError(f"config={spec.config!r} is for a checkpoint file, but "
+                                f"{spec.source!r} is not a .pt/.pth/.ckpt file.")
+    path, kind = _locate(spec)
+    stat = Path(path).stat()
+    return _load_cached(spec, str(path), kind, stat.st_mtime_ns, stat.st_size, str(device))
+
+
+def _locate(spec: ModelSpec) -> tuple[Path, str]:
+    """(file or directory to read, "dir" | "zoo")."""
+    source = Path(spec.source).expanduser()
+    if is_model_dir(source):
+        return source, "dir"
+    if spec.weights is None and source.suffix in (".pt", ".pth", ".ckpt"):
+        if not source.is_file():
+            raise WeightsUnavailableError(f"checkpoint file not found: {source}")
+        raise UnknownModelError(
+            f"{source} is a checkpoint file; say which configuration it has with "
+            f"config=NAME, one of {sorted(n for n, e in entries().items() if e.source == 'official')}."
+        )
+    if source.is_dir() and (os.sep in spec.source or spec.source.startswith(".")):
+        raise ModelDirError(f"{source} is not an xearthformer model directory (no model.json); "
+                            "expected the output of xearthformer.fit() or a zoo model name.")
+    entry = get_entry(spec.source)
+    if entry.path is not None and spec.weights is None:
+        return entry.path, "dir"
+    if spec.weights is not None:
+        weights = Path(spec.weights).expanduser()
+        if not weights.is_file():
+            raise WeightsUnavailableError(f"checkpoint file not found: {weights} (weights= of "
+                                          f"{entry.name!r}).")
+        return weights, "zoo"
+    return fetch(entry.name, entry.url, entry.filename, entry.sha256, cache=spec.cache_dir), "zoo"
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(spec: ModelSpec, path: str, kind: str, mtime_ns: int, size: int,
+                 device: str) -> LoadedModel:
+    import torch  # noqa: PLC0415
+
+    if kind == "dir":
+        card, state = load_model_dir(path, map_location="cpu")
+        weights_path = str(Path(path) / "weights.pt")
+        verified = True
+    else:
+        entry = get_entry(spec.source)
+        card = entry.card()
+        weights_path = path
+        verified = entry.sha256 is not None and spec.weights is None
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+            from ..models import CheckpointError  # noqa: PLC0415
+
+            raise CheckpointError(f"could not read {path} as a torch checkpoint ({err}); the "
+                                  "file is corrupt or not a checkpoint. Replace it.") from err
+    modules = _build(card, state)
+    for module in modules.values():
+        module.to(device).eval()
+    return LoadedModel(card=card, modules=modules, sha256=sha256_of(weights_path),
+                       weights_path=weights_path, verified=verified, spec=spec)
+
+
+def _build(card: ModelCard, state: Any) -> dict[str, Any]:
+    from ..models import load_official_checkpoint  # noqa: PLC0415
+
+    if card.kind == "earthformer":
+        from ..models import Earthformer  # noqa: PLC0415
+
+        model = Earthformer.from_official_kwargs(card.official_kwargs)
+        return {"earthformer": load_official_checkpoint(model, state)}
+    if card.kind == "prediff":
+        from ..models import (  # noqa: PLC0415
+            AutoencoderKL,
+            CuboidTransformerUNet,
+            NoisyCuboidTransformerEncoder,
+        )
+
+        builders = {"vae": AutoencoderKL, "denoiser": CuboidTransformerUNet,
+                    "alignment": NoisyCuboidTransformerEncoder}
+        out = {}
+        for part, cls in builders.items():
+            if part in card.official_kwargs and part in state:
+                out[part] = load_official_checkpoint(
+                    cls.from_official_kwargs(card.official_kwargs[part]), state[part])
+        return out
+    raise ModelDirError(f"model kind {card.kind!r} is not known; expected 'earthformer' or 'prediff'.")
+
+
+def clear_cache() -> None:
+    """Forget the loaded models (e.g. after replacing a file with the same size and time)."""
+    _load_cached.cache_clear()

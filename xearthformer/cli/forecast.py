@@ -1,0 +1,147 @@
+"""``xearthformer forecast IN.nc --var sst --lead 12 [--model NAME|PATH] [--init ...] -o OUT.nc``.
+
+Reads a netCDF file (or a zarr store), forecasts it with a zoo model, a model directory or a
+checkpoint (``--config NAME`` for a ``.pt`` file) and writes the forecast to netCDF (zarr when
+OUT ends in ``.zarr``). The output is written to a temporary file beside OUT and renamed into
+place, so a failed run leaves nothing partial; bad input exits with code 2 and one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+class OutputPathError(ValueError):
+    """The output path cannot be written."""
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``forecast`` sub-command."""
+    parser = subparsers.add_parser(
+        "forecast", help="forecast a netCDF/zarr file with a model",
+        description=__doc__.splitlines()[0].strip("`"))
+    parser.add_argument("input", help="netCDF file or .zarr store holding the context")
+    parser.add_argument("--var", help="variable to forecast (default: the model's variable)")
+    parser.add_argument("--lead", required=True, help="N (the next N steps) or a list 1,3,6")
+    parser.add_argument("--model", default="earthformer-demo-enso",
+                        help="zoo name, model directory or checkpoint file "
+                             "(default earthformer-demo-enso; see `xearthformer models`)")
+    parser.add_argument("--config", help="zoo name giving the configuration of a .pt checkpoint")
+    parser.add_argument("--weights", help="local checkpoint for a zoo --model (no download)")
+    parser.add_argument("--init", help="'last' (default), a time, START:END, or T1,T2,...")
+    parser.add_argument("--regrid", choices=["linear", "nearest", "conservative"],
+                        help="interpolate a different grid onto the model's")
+    parser.add_argument("--regrid-back", action="store_true",
+                        help="return the forecast on the input's grid")
+    parser.add_argument("--units", help="the data's units, if the attribute is missing/wrong")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--batch-size", type=int, default=16, help="inits per model call")
+    parser.add_argument("--seed", type=int, help="recorded in the output's attributes")
+    bar = parser.add_mutually_exclusive_group()
+    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+                     help="always show a progress bar (default: on a terminal, long runs)")
+    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("-o", "--output", required=True, help="output file (.nc or .zarr)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def parse_init(text: str | None) -> Any:
+    """``None``/``"last"`` -> None; ``"A:B"`` -> slice; ``"A,B"`` -> list; else the time string.
+
+    >>> parse_init("1990-01:1999-12"), parse_init("2000-01,2000-06"), parse_init("last")
+    (slice('1990-01', '1999-12', None), ['2000-01', '2000-06'], None)
+    """
+    if text is None or text.strip().lower() in ("", "last"):
+        return None
+    if ":" in text and "T" not in text:
+        start, _, end = text.partition(":")
+        return slice(start.strip() or None, end.strip() or None)
+    if "," in text:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return [text.strip()]
+
+
+def parse_lead(text: str) -> Any:
+    """``"12"`` -> 12; ``"1,3,6"`` -> [1, 3, 6]."""
+    try:
+        if "," in text:
+            return [int(part) for part in text.split(",") if part.strip()]
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--lead {text!r} is not understood; expected N or a list like 1,3,6."
+                         ) from None
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Raise :class:`OutputPathError` unless ``path``'s folder exists and is writable."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise OutputPathError(f"cannot write {path}: the folder {folder} does not exist; "
+                              "create it or choose another -o path.")
+    if not os.access(folder, os.W_OK):
+        raise OutputPathError(f"cannot write {path}: the folder {folder} is not writable; "
+                              "choose another -o path.")
+    if path.is_dir() and not str(path).rstrip("/").endswith(".zarr"):
+        raise OutputPathError(f"cannot write {path}: it is a directory; give a file name.")
+    return path
+
+
+def write_atomic(obj: Any, path: str | os.PathLike) -> Path:
+    """Write ``obj`` (DataArray/Dataset) to a temporary sibling of ``path``, then rename it."""
+    path = check_writable(path)
+    zarr = str(path).rstrip("/").endswith(".zarr")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent or "."))
+    target = tmp / path.name
+    try:
+        data = obj.to_dataset() if hasattr(obj, "to_dataset") and obj.name is not None else obj
+        if zarr:
+            data.to_zarr(target, mode="w")
+        else:
+            data.to_netcdf(target)
+        if zarr and path.exists():
+            shutil.rmtree(path)
+        os.replace(target, path)
+    except OSError as err:
+        raise OutputPathError(f"cannot write {path}: {err.strerror or err}") from err
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return path
+
+
+def open_input(path: str) -> Any:
+    import xarray as xr
+
+    if not os.path.exists(path):
+        raise ValueError(f"input {path!r} not found; expected a netCDF file or a .zarr store.")
+    if path.rstrip("/").endswith(".zarr") or os.path.isdir(path):
+        return xr.open_zarr(path)
+    return xr.open_dataset(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from xearthformer.forecasting import forecast
+
+    check_writable(args.output)
+    ds = open_input(args.input)
+    data = ds[args.var] if args.var and args.var in ds.data_vars else ds
+    if args.var and args.var not in ds.data_vars:
+        raise ValueError(f"variable {args.var!r} is not in {args.input} (it holds "
+                         f"{list(ds.data_vars)}); pass --var with one of them.")
+    if data is ds and len(ds.data_vars) == 1:
+        data = ds[next(iter(ds.data_vars))]
+    fc = forecast(data, lead=parse_lead(args.lead), model=args.model, init=parse_init(args.init),
+                  regrid=args.regrid, regrid_back=args.regrid_back, units=args.units,
+                  device=args.device, batch_size=args.batch_size, seed=args.seed,
+                  progress=args.progress, weights=args.weights, config=args.config)
+    fc = fc.compute()
+    ds.close()
+    write_atomic(fc, args.output)
+    print(f"wrote {args.output}: {dict(fc.sizes)} ({fc.attrs.get('forecast_model', args.model)})")
+    return 0

@@ -1,0 +1,215 @@
+"""The registry: named models with their configuration, weight source and input contract.
+
+Two kinds of entries:
+
+* **official** checkpoints of the Earthformer release (``earthformer-icar-enso``,
+  ``earthformer-sevir``): the official constructor kwargs (``configs/*.json``), the weight
+  file's URL (downloaded through :mod:`pooch`, see :mod:`xearthformer.zoo.weights`) and the
+  input contract written down from the reference data pipeline;
+* **demo** models shipped inside the package: every model directory (written by
+  :func:`~xearthformer.zoo.model_dir.save_model_dir`) under ``xearthformer/zoo/demo/``.
+  They are discovered at call time; a missing directory simply means no demo entry.
+
+Examples
+--------
+>>> from xearthformer.zoo.registry import get_entry
+>>> entry = get_entry("earthformer-icar-enso")
+>>> entry.contract().grid_shape, entry.contract().in_len, entry.licence
+((24, 48), 12, 'Apache-2.0')
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .model_dir import InputContract, ModelCard, is_model_dir
+
+__all__ = ["ZooEntry", "UnknownModelError", "get_entry", "entries", "official_kwargs",
+           "SST_MIN", "SST_MAX", "DEMO_DIR"]
+
+#: Min-max constants of the official ICAR-ENSO pipeline (anomalies in K).
+SST_MIN = -16.549121856689453
+SST_MAX = 10.198975563049316
+
+_EARTHFORMER_PAPER = ("Gao et al. (2022), Earthformer: Exploring Space-Time Transformers for Earth "
+                      "System Forecasting, NeurIPS 2022")
+_PREDIFF_PAPER = ("Gao et al. (2023), PreDiff: Precipitation Nowcasting with Latent Diffusion "
+                  "Models, NeurIPS 2023")
+_S3 = "https://earthformer.s3.amazonaws.com/pretrained_checkpoints/"
+
+#: Where the embedded demo model directories live.
+DEMO_DIR = Path(__file__).resolve().parent / "demo"
+
+
+class UnknownModelError(KeyError, ValueError):
+    """A model name is neither in the zoo nor a path to a model directory or checkpoint."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+def _read_config(filename: str) -> dict[str, Any]:
+    text = resources.files(__package__).joinpath("configs", filename).read_text()
+    return json.loads(text)
+
+
+def _icar_contract() -> InputContract:
+    return InputContract(
+        variables=("sst",), in_len=12, out_len=14, step=1, step_units="months",
+        spatial_dims=("lat", "lon"), grid_shape=(24, 48),
+        coords={"lat": np.arange(-55.0, 60.0 + 1e-9, 5.0),
+                "lon": np.arange(95.0, 330.0 + 1e-9, 5.0)},
+        units="K", offset=SST_MIN, scale=SST_MAX - SST_MIN, anomaly=True, fill_value=0.0)
+
+
+def _sevir_contract() -> InputContract:
+    return InputContract(
+        variables=("vil",), in_len=13, out_len=12, step=5, step_units="minutes",
+        spatial_dims=("y", "x"), grid_shape=(384, 384), units="1", offset=0.0, scale=255.0,
+        valid_range=(0.0, 255.0), fill_value=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+    """One named model.
+
+    Parameters
+    ----------
+    name : str
+        The zoo name (``"earthformer-icar-enso"``).
+    kind : {"earthformer", "prediff"}
+    source : {"official", "demo"}
+    description, licence, paper : str
+    url, filename, sha256 : str or None
+        Weight source of an official checkpoint; ``sha256=None`` when the release publishes
+        none (the file is then not verified, and :func:`load_model` says so in its card).
+    config : str or None
+        The ``configs/*.json`` file with the official constructor kwargs.
+    path : pathlib.Path or None
+        The model directory of a demo model.
+    """
+
+    name: str
+    kind: Literal["earthformer", "prediff"]
+    source: Literal["official", "demo"]
+    description: str = ""
+    licence: str = ""
+    paper: str = ""
+    url: str | None = None
+    filename: str | None = None
+    sha256: str | None = None
+    config: str | None = None
+    path: Path | None = None
+    _contract: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def official_kwargs(self) -> dict[str, Any]:
+        """The constructor kwargs (official names)."""
+        if self.config is not None:
+            return _read_config(self.config)
+        return dict(self.card().official_kwargs)
+
+    def contract(self) -> InputContract:
+        """The input contract (read from the model directory for demo models)."""
+        if self._contract is not None:
+            return self._contract()
+        return self.card().contract
+
+    def card(self) -> ModelCard:
+        """A :class:`ModelCard` describing this entry (no weights are read)."""
+        if self.path is not None:
+            return _card_only(self.path)[0]
+        return ModelCard(name=self.name, kind=self.kind, official_kwargs=self.official_kwargs(),
+                         contract=self._contract(), demo=self.source == "demo",
+                         licence=self.licence, paper=self.paper, description=self.description)
+
+
+def _card_only(path: Path) -> tuple[ModelCard, None]:
+    """The card of a model directory without loading its weights."""
+    meta = json.loads((path / "model.json").read_text())
+    with np.load(path / "arrays.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    for key in ("format", "format_version", "weights_sha256"):
+        meta.pop(key, None)
+    contract = InputContract.from_json(meta.pop("contract"), arrays)
+    return ModelCard(contract=contract, **meta), None
+
+
+_OFFICIAL: dict[str, ZooEntry] = {
+    "earthformer-icar-enso": ZooEntry(
+        name="earthformer-icar-enso", kind="earthformer", source="official",
+        description=("official Earthformer ICAR-ENSO checkpoint: 12 months of SST anomalies on "
+                     "the 5-degree grid -55..60N x 95..330E -> 14 months"),
+        licence="Apache-2.0", paper=_EARTHFORMER_PAPER,
+        url=_S3 + "earthformer_icarenso2021.pt", filename="earthformer_icarenso2021.pt",
+        sha256=None, config="earthformer_icarenso2021.json", _contract=_icar_contract),
+    "earthformer-sevir": ZooEntry(
+        name="earthformer-sevir", kind="earthformer", source="official",
+        description=("official Earthformer SEVIR checkpoint: 13 VIL frames (5 min, 384 x 384, "
+                     "0-255) -> 12 frames"),
+        licence="Apache-2.0", paper=_EARTHFORMER_PAPER,
+        url=_S3 + "earthformer_sevir.pt", filename="earthformer_sevir.pt",
+        sha256=None, config="earthformer_sevir.json", _contract=_sevir_contract),
+}
+
+
+def _demo_entries(demo_dir: Path | None = None) -> dict[str, ZooEntry]:
+    demo_dir = DEMO_DIR if demo_dir is None else demo_dir
+    out: dict[str, ZooEntry] = {}
+    if not demo_dir.is_dir():
+        return out
+    for path in sorted(demo_dir.iterdir()):
+        if not is_model_dir(path):
+            continue
+        try:
+            meta = json.loads((path / "model.json").read_text())
+        except (OSError, ValueError):
+            continue
+        kind = meta.get("kind", "earthformer")
+        out[path.name] = ZooEntry(
+            name=path.name, kind=kind, source="demo",
+            description=meta.get("description", "") or f"demo {kind} model",
+            licence=meta.get("licence", "") or "Apache-2.0",
+            paper=meta.get("paper", "") or (_PREDIFF_PAPER if kind == "prediff" else _EARTHFORMER_PAPER),
+            path=path)
+    return out
+
+
+def entries() -> dict[str, ZooEntry]:
+    """Every registered model by name: the official checkpoints, then the demo models found."""
+    return {**_OFFICIAL, **_demo_entries()}
+
+
+def get_entry(name: str) -> ZooEntry:
+    """The entry called ``name``.
+
+    Raises
+    ------
+    UnknownModelError
+        Naming the close matches (``difflib``) and every known name.
+    """
+    known = entries()
+    if name in known:
+        return known[name]
+    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise UnknownModelError(
+        f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(known))}. A path to a "
+        "model directory (written by xearthformer.fit) or to a checkpoint file (with config=NAME) "
+        "also works; xearthformer.list_models() describes them."
+    )
+
+
+def official_kwargs(name: str) -> dict[str, Any]:
+    """The official constructor kwargs of a registered model (from its ``_v1`` YAML).
+
+    >>> official_kwargs("earthformer-icar-enso")["input_shape"]
+    [12, 24, 48, 1]
+    """
+    return get_entry(name).official_kwargs()
