@@ -113,7 +113,7 @@ def regrid_back(out: xr.DataArray, prep: Prepared) -> xr.DataArray:
 def provenance(prep: Prepared, model: Any, *, lead_values: Sequence[int], device: str,
                seed: int | None, rollout: str, call: str) -> dict[str, Any]:
     """The variable's attrs plus provenance (netCDF-safe: str and numbers only)."""
-    from . import __version__  # noqa: PLC0415
+    from ._version import __version__  # noqa: PLC0415
 
     card = model.card
     attrs = dict(prep.attrs)
