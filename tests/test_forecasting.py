@@ -82,7 +82,7 @@ def test_contract(name, toy, request) -> None:
         model = load_model(name)
     c = model.card.contract
     data = _data_for(c, c.in_len + 2)
-    fc = xearthformer.forecast(data, lead=c.out_len + 1, model=model, init=data.time.values[-2:])
+    fc = xearthformer.forecast(data, lead=c.out_len + 1, model=model, init=data.time[-2:])
     y, x = c.spatial_dims
     assert fc.dims == ("init", "lead", y, x)
     assert fc.dtype == np.float32 and fc.sizes["init"] == 2
@@ -309,8 +309,9 @@ def test_dataset_and_accessor(sst, toy) -> None:
 
     assert EarthformerDataArrayAccessor.forecast.__wrapped__ is F.forecast
     assert EarthformerDataArrayAccessor.forecast.__doc__ == F.forecast.__doc__
-    with pytest.raises(NotImplementedError, match="issue 6"):
-        sst.earthformer.ensemble(lead=2)
+    assert EarthformerDataArrayAccessor.ensemble.__wrapped__ is F.ensemble
+    with pytest.raises(F.ModelKindError, match="needs a PreDiff model"):
+        sst.earthformer.ensemble(lead=2, model=toy["enso"])
 
 
 def test_evaluate_runs_the_model(sst, toy) -> None:

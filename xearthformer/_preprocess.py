@@ -177,6 +177,8 @@ def select_inits(times: np.ndarray, init: Any, in_len: int, step_units: str) -> 
     first_ok = in_len - 1
     if init is None:
         return np.array([n - 1])
+    if isinstance(init, (xr.DataArray, pd.Index)):  # e.g. da.time[-3:]
+        init = np.asarray(init.values if isinstance(init, xr.DataArray) else init)
     index = pd.Index(times)
     if isinstance(init, slice):
         pos = pd.Series(np.arange(n), index=index).loc[init].to_numpy()

@@ -105,7 +105,8 @@ def list_models() -> list[dict[str, Any]]:
 
     Keys: ``name``, ``kind``, ``source`` ("official" or "demo"), ``variables``, ``grid``,
     ``step``, ``in_len``, ``out_len``, ``normalisation``, ``climatology``, ``licence``,
-    ``paper``, ``url``, ``sha256``, ``description``. ``pandas.DataFrame(list_models())``
+    ``paper``, ``url``, ``sha256``, ``alignment`` (the knowledge-control quantity of PreDiff
+    models, empty otherwise), ``description``. ``pandas.DataFrame(list_models())``
     gives a table.
 
     Examples
@@ -139,6 +140,7 @@ def list_models() -> list[dict[str, Any]]:
             "normalisation": f"(x - {c.offset:g}) / {c.scale:g}", "climatology": clim,
             "licence": entry.licence, "paper": entry.paper, "url": entry.url or "embedded",
             "sha256": entry.sha256 or ("in model.json" if entry.path else "unknown (not verified)"),
+            "alignment": (c.alignment or {}).get("quantity", ""),
             "description": entry.description,
         })
     return rows

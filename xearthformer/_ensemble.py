@@ -1,0 +1,175 @@
+"""The PreDiff ensemble runner behind :func:`xearthformer.ensemble` (numpy in, numpy out).
+
+One call of :func:`run_ensemble_chunk` turns the physical data of a chunk of inits into
+physical ensembles ``"s n k m l h w c"`` (sample, init, kc_sigma scenario, member, lead).
+The noise of every member is drawn from a generator seeded by ``(seed, init, member chunk)``
+and reused for every ``kc_sigma`` scenario, so scenarios differ only by the control.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import _postprocess as post
+from . import _preprocess as pre
+from .zoo import LoadedModel, load_model
+from .zoo.model_dir import InputContract
+
+__all__ = ["EnsembleSettings", "run_ensemble_chunk", "alignment_target"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleSettings:
+    """The sampling options of one ensemble call (picklable, for dask tasks)."""
+
+    members: int
+    kc_sigma: tuple[float | None, ...]
+    sampler: str  # "ddim" | "ddpm"
+    steps: int
+    eta: float
+    guide_scale: float
+    norm: str  # "per_sample" | "batch"
+    seed: int
+    member_batch: int
+    progress: bool = False
+
+
+def alignment_target(contract: InputContract, kc_sigma: float) -> float:
+    """The alignment network's target for ``kc_sigma``: ``k`` when the network predicts the
+    standardised quantity ``(q - mu) / sigma`` (the demo models), else ``mu + k * sigma``."""
+    info = contract.alignment or {}
+    if "(q - mu) / sigma" in str(info.get("prediction", "")):
+        return float(kc_sigma)
+    return float(info["mu"]) + float(kc_sigma) * float(info["sigma"])
+
+
+def _pipeline(model: LoadedModel, settings: EnsembleSettings, controlled: bool):
+    from .diffusion import (  # noqa: PLC0415
+        DDIMSampler,
+        DDPMSampler,
+        NoiseSchedule,
+        NoiseScheduleConfig,
+        PreDiffPipeline,
+    )
+
+    schedule_kwargs = model.card.official_kwargs.get("schedule") or {}
+    schedule = NoiseSchedule(NoiseScheduleConfig(**schedule_kwargs))
+    if settings.sampler == "ddpm":
+        sampler = DDPMSampler(schedule)
+    else:
+        sampler = DDIMSampler(schedule, num_steps=settings.steps, eta=settings.eta)
+    alignment = model.modules.get("alignment") if controlled else None
+    return PreDiffPipeline(model.modules["vae"], model.modules["denoiser"], sampler, alignment,
+                           guide_scale=settings.guide_scale, norm=settings.norm)
+
+
+def _sample(pipes: dict, context, settings: EnsembleSettings, contract: InputContract,
+            init_seed: int, device: str, bar) -> np.ndarray:
+    """One context ``"1 t h w c"`` -> normalised ``"k m l h w c"``."""
+    import torch  # noqa: PLC0415
+
+    out_len = contract.out_len
+    scenarios = []
+    for k in settings.kc_sigma:
+        pipe = pipes[k is not None]
+        target = None if k is None else alignment_target(contract, k)
+        members = []
+        for start in range(0, settings.members, settings.member_batch):
+            size = min(settings.member_batch, settings.members - start)
+            batch = context.expand(size, *context.shape[1:])
+            # the same generator state for every scenario: same z_T and same step noise
+            gen = torch.Generator(device=device).manual_seed(init_seed * 100_003 + start)
+
+            def tick(step, z):
+                if bar is not None:
+                    bar.update(1)
+
+            with torch.no_grad():  # guidance takes its gradient inside, with grad enabled
+                y = pipe(batch, num_frames=out_len, target=target, generator=gen, callback=tick)
+            members.append(y.detach().float().cpu().numpy())
+        scenarios.append(np.concatenate(members, axis=0))
+    return np.stack(scenarios, axis=0)
+
+
+def run_ensemble_chunk(values: np.ndarray, positions: np.ndarray, offset: int, job: Any,
+                       settings: EnsembleSettings) -> np.ndarray:
+    """Physical ``"s time h w c"`` slab -> physical ensembles ``"s n k m l h w c"``.
+
+    ``job`` is the forecast module's chunk job (contract, land, climatology, months, times,
+    lead steps, unit shift, model spec, device).
+    """
+    import torch  # noqa: PLC0415
+    from einops import rearrange  # noqa: PLC0415
+
+    model = job.spec if isinstance(job.spec, LoadedModel) else load_model(job.spec, device=job.device)
+    c = job.contract
+    windows = pre.context_windows(np.asarray(values), positions, c.in_len, offset)
+    ctx_months = (None if job.months is None
+                  else job.months[positions[:, None] + np.arange(-c.in_len + 1, 1)])
+    x, land = pre.normalised_context(windows, c, job.land, job.clim, ctx_months, job.times[positions])
+    s, n = x.shape[:2]
+    pipes = {False: _pipeline(model, settings, controlled=False)}
+    if any(k is not None for k in settings.kc_sigma):
+        pipes[True] = _pipeline(model, settings, controlled=True)
+    steps_per_run = len(pipes[False].sampler.timesteps)
+    bar = None
+    if settings.progress:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        runs = s * n * len(settings.kc_sigma) * math.ceil(settings.members / settings.member_batch)
+        bar = tqdm(total=runs * steps_per_run, desc="ensemble", unit="step")
+    fill = np.float32(c.normalise(np.float64(c.fill_value)))
+    flat = rearrange(x, "s n t h w c -> (s n) t h w c")
+    out = []
+    for j in range(flat.shape[0]):
+        ctx = torch.from_numpy(np.ascontiguousarray(flat[j:j + 1])).to(job.device)
+        init_id = int(positions[j % n])
+        out.append(_sample(pipes, ctx, settings, c, settings.seed * 1_000_003 + init_id,
+                           job.device, bar))
+    if bar is not None:
+        bar.close()
+    y = rearrange(np.stack(out), "(s n) k m l h w c -> s n k m l h w c", s=s, n=n)
+    y = y[:, :, :, :, job.lead_steps - 1]
+    if c.valid_range is not None:
+        y = np.clip(y, *sorted(c.normalise(np.asarray(c.valid_range, np.float64))))
+    land_b = land[:, :, None, None, None]
+    y = np.where(np.broadcast_to(land_b, y.shape), fill, y)
+    out_months = (None if job.months is None
+                  else job.months[positions][:, None] + job.lead_steps[None, :] * c.step)
+    phys = np.empty(y.shape, np.float32)
+    for k in range(y.shape[2]):
+        for m in range(y.shape[3]):
+            phys[:, :, k, m] = post.to_physical(y[:, :, k, m], c, job.clim, out_months, land,
+                                                job.unit_shift)
+    return phys
+
+
+def check_settings(model: LoadedModel, *, n: int, kc_sigma: Sequence[float | None], steps: int,
+                   sampler: str, available_with_alignment: Sequence[str]) -> None:
+    """Bad options of :func:`xearthformer.ensemble`, each a clear ``ValueError``."""
+    from .forecasting import EnsembleOptionError  # noqa: PLC0415
+
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise EnsembleOptionError(f"n={n!r}: the number of members must be an integer >= 1.")
+    if sampler not in ("ddim", "ddpm"):
+        raise EnsembleOptionError(f"sampler={sampler!r}: expected 'ddim' or 'ddpm'.")
+    for k in kc_sigma:
+        if k is not None and not (isinstance(k, (int, float, np.number)) and math.isfinite(float(k))):
+            raise EnsembleOptionError(
+                f"kc_sigma={k!r} is not a finite number; give values like 2 or [-2, 0, 2] (in "
+                "standard deviations of the model's alignment quantity), or None for no control.")
+    if any(k is not None for k in kc_sigma) and "alignment" not in model.modules:
+        have = ", ".join(available_with_alignment) or "none installed"
+        raise EnsembleOptionError(
+            f"kc_sigma needs a model with a knowledge-alignment network; {model.name!r} has none. "
+            f"Models with one: {have}. Or pass kc_sigma=None.")
+    total = int((model.card.official_kwargs.get("schedule") or {}).get("timesteps", 1000))
+    if sampler == "ddim" and not (isinstance(steps, (int, np.integer)) and 1 <= steps <= total):
+        raise EnsembleOptionError(
+            f"steps={steps!r}: the model was trained with a {total}-step noise schedule; DDIM "
+            f"takes 1..{total} steps (50 is a good default).")
