@@ -137,3 +137,19 @@ def test_kc_sigma_without_alignment_names_the_models(sst, tmp_path):
 def test_accessor(sst):
     ens = sst.earthformer.ensemble(n=2, **FAST)
     assert ens.sizes["member"] == 2
+
+
+def test_cli_ensemble(sst, tmp_path, capsys):
+    from xearthformer.cli import main
+
+    src = tmp_path / "sst.nc"
+    sst.to_dataset().to_netcdf(src)
+    out = tmp_path / "ens.nc"
+    code = main(["ensemble", str(src), "-n", "2", "--kc-sigma=-1,1", "--steps", "2", "--lead", "2",
+                 "--no-progress", "-o", str(out)])
+    assert code == 0
+    ens = xr.open_dataarray(out)
+    assert dict(ens.sizes) == {"init": 1, "kc_sigma": 2, "member": 2, "lead": 2, "lat": 24, "lon": 48}
+    assert main(["ensemble", str(src), "-n", "0", "-o", str(tmp_path / "bad.nc")]) == 2
+    assert "members must be an integer" in capsys.readouterr().err
+    assert not (tmp_path / "bad.nc").exists()
