@@ -317,7 +317,7 @@ def test_dataset_and_accessor(sst, toy) -> None:
 def test_evaluate_runs_the_model(sst, toy) -> None:
     from xearthformer.evaluate import evaluate
 
-    scores = evaluate(str(toy["enso"]), sst, leads=3, context=12, metrics=["rmse"],
+    scores = evaluate(str(toy["enso"]), sst, leads=3, metrics=["rmse"],  # context: the model's 12
                       init=sst.time.values[20:30], chunk_size=4)
     fc = xearthformer.forecast(sst, lead=3, model=toy["enso"], init=sst.time.values[20:30])
     err = (fc - sst.sel(time=fc.valid_time)) ** 2

@@ -436,6 +436,23 @@ def _select_inits(times: np.ndarray, init: Any, leads: list[int], units: str, co
     return candidates[ok]
 
 
+def _model_context(model: Any) -> int:
+    """Context length a forecast needs: the model's ``in_len`` for a zoo name, else 1."""
+    if not isinstance(model, (str, os.PathLike)) or model in BASELINES:
+        return 1
+    try:
+        from .zoo import entries  # noqa: PLC0415 (torch-using, imported lazily)
+    except ImportError:
+        return 1
+    from .zoo.model_dir import is_model_dir, load_model_dir  # noqa: PLC0415
+
+    if str(model) in entries():
+        return int(entries()[str(model)].contract().in_len)
+    if is_model_dir(model):
+        return int(load_model_dir(model)[0].contract.in_len)
+    return 1
+
+
 def evaluate(
     model_or_forecast_fn: str | ForecastFn,
     archive: xr.DataArray | xr.Dataset,
@@ -451,7 +468,7 @@ def evaluate(
     index_weights: Any = None,
     variable: str | None = None,
     chunk_size: int = 12,
-    context: int = 1,
+    context: int | None = None,
     member_dim: str = "member",
     scheduler: str = "threads",
     num_workers: int | None = None,
@@ -496,6 +513,9 @@ def evaluate(
         ``0`` for anomaly archives) and the box weights (None: unweighted, as ICAR-ENSO).
     chunk_size : int
         Inits per task. Scores do not depend on it.
+    context : int, optional
+        Time steps each forecast needs up to and including its init. Default: the model's
+        context length (``in_len``) for a zoo name or model directory, 1 otherwise.
 
     Returns
     -------
@@ -521,6 +541,8 @@ def evaluate(
     if unknown or not metrics:
         raise V.MetricsInputError(f"unknown metrics {unknown}; expected some of {list(_GROUP)}.")
     groups = list(dict.fromkeys(_GROUP[m] for m in metrics))
+    if context is None:
+        context = _model_context(model_or_forecast_fn)
     if chunk_size < 1 or context < 1:
         raise V.MetricsInputError("chunk_size and context must be >= 1.")
     times = da["time"].values
