@@ -19,6 +19,7 @@ from torch import nn
 from ._validation import ConfigError, int_pair, one_of, strategy_triple
 from .attention import additive_mask, cuboid_attention, gather_bias
 from .cuboid import cross_attention_mask, pad_thw, relative_position_index, reorder_pattern, unpad_thw
+from .fast_linear import linear as fast_linear
 from .layers import PADDINGS, make_dropout, make_norm
 
 
@@ -100,8 +101,8 @@ class CuboidCrossAttentionLayer(nn.Module):
         weight = linear if isinstance(linear, torch.Tensor) else linear.weight
         bias = None if isinstance(linear, torch.Tensor) else linear.bias
         if bias is None:
-            return pad_thw(F.linear(x, weight), pads, self.padding_type, t_pad_left=left)
-        return F.linear(pad_thw(x, pads, self.padding_type, t_pad_left=left), weight, bias)
+            return pad_thw(fast_linear(x, weight), pads, self.padding_type, t_pad_left=left)
+        return fast_linear(pad_thw(x, pads, self.padding_type, t_pad_left=left), weight, bias)
 
     def forward(self, x: torch.Tensor, mem: torch.Tensor, mem_global_vectors: torch.Tensor | None = None):
         """x: "b t_x h w c"; mem: "b t_mem h w c"; mem_global_vectors: "b g (r c)"."""
@@ -171,4 +172,4 @@ class CuboidCrossAttentionLayer(nn.Module):
         if shifted:
             out = torch.roll(out, shifts=self.shift_hw, dims=(2, 3))
         out = unpad_thw(out, x_pads, self.padding_type)
-        return self.proj_drop(self.proj(out))
+        return self.proj_drop(fast_linear(out, self.proj.weight, self.proj.bias))

@@ -13,6 +13,7 @@ from torch import nn
 from ._validation import ConfigError, int_triple, one_of
 from .cuboid import pad_amounts, pad_thw
 from .dropout import FastDropout
+from .fast_linear import linear as fast_linear
 from .lean import lean_ffn
 
 NORMS = ("layer_norm", "rms_norm")
@@ -112,9 +113,12 @@ class PositionwiseFFN(nn.Module):
         h = self.layer_norm(x) if self.pre_norm else x
         if self.gated_proj:
             h = self.activation(self.ffn_1_gate(h)) * self.ffn_1(h)
+        elif type(self.activation) is nn.GELU and self.activation.approximate == "none":
+            h = fast_linear(h, self.ffn_1.weight, self.ffn_1.bias, activation="gelu")
         else:
-            h = self.activation(self.ffn_1(h))
-        out = x + self.dropout_layer(self.ffn_2(self.activation_dropout_layer(h)))
+            h = self.activation(fast_linear(h, self.ffn_1.weight, self.ffn_1.bias))
+        h = self.activation_dropout_layer(h)
+        out = x + self.dropout_layer(fast_linear(h, self.ffn_2.weight, self.ffn_2.bias))
         return out if self.pre_norm else self.layer_norm(out)
 
 
@@ -178,7 +182,7 @@ class PatchMerging3D(nn.Module):
             x = pad_thw(x, (pad_t, pad_h, pad_w), self.padding_type)
         dt, dh, dw = self.downsample
         x = rearrange(x, "b (t dt) (h dh) (w dw) c -> b t h w (dt dh dw c)", dt=dt, dh=dh, dw=dw)
-        return self.reduction(self.norm(x))
+        return fast_linear(self.norm(x), self.reduction.weight, self.reduction.bias)
 
 
 class Upsample3DLayer(nn.Module):

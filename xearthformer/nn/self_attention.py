@@ -33,6 +33,7 @@ from .cuboid import (
     unpad_thw,
 )
 from .layers import PADDINGS, make_dropout, make_norm
+from .fast_linear import linear as fast_linear
 from .lean import lean_path_ok, norm_linear
 
 
@@ -160,9 +161,9 @@ class CuboidSelfAttentionLayer(nn.Module):
         if fuse_norm:  # training: LayerNorm + projection without keeping the normalised copy
             proj = pad_thw(norm_linear(x_raw, self.norm, weight), pads, self.padding_type)
         elif bias is None:  # per-token, bias-free: project first, then pad (zeros stay zeros)
-            proj = pad_thw(torch.nn.functional.linear(x, weight), pads, self.padding_type)
+            proj = pad_thw(fast_linear(x, weight), pads, self.padding_type)
         else:
-            proj = torch.nn.functional.linear(pad_thw(x, pads, self.padding_type), weight, bias)
+            proj = fast_linear(pad_thw(x, pads, self.padding_type), weight, bias)
         if shifted:
             proj = torch.roll(proj, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
         parts = proj.split(sizes, dim=-1)
@@ -190,7 +191,7 @@ class CuboidSelfAttentionLayer(nn.Module):
             out = torch.roll(out, shifts=shift, dims=(1, 2, 3))
         out = unpad_thw(out, pads, self.padding_type)
         if self.use_final_proj:
-            out = self.proj_drop(self.proj(out))
+            out = self.proj_drop(fast_linear(out, self.proj.weight, self.proj.bias))
             if new_global is not None:
                 new_global = self.proj_drop(self.global_proj(new_global))
         if self.use_global_vector:
