@@ -55,16 +55,17 @@ def test_dropout_rate_and_eval_path():
     torch.testing.assert_close(exact, torch.ones_like(exact))
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("p", [0.0, 0.4])
-def test_lean_ffn_matches_module_maths(p):
+def test_lean_ffn_matches_module_maths(p, dtype):
     from xearthformer.nn.layers import PositionwiseFFN
 
     torch.manual_seed(0)
-    ffn = PositionwiseFFN(6, 24, dropout=0.0, activation_dropout=p).double().train()
+    ffn = PositionwiseFFN(6, 24, dropout=0.0, activation_dropout=p).to(dtype).train()
     with torch.no_grad():
         ffn.layer_norm.weight.uniform_(0.5, 1.5)
         ffn.layer_norm.bias.uniform_(-0.5, 0.5)
-    x = torch.randn(2, 3, 5, 6, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 3, 5, 6, dtype=dtype, requires_grad=True)
     assert ffn._lean_path()
     torch.manual_seed(3)
     out = ffn(x)
@@ -79,6 +80,25 @@ def test_lean_ffn_matches_module_maths(p):
     torch.testing.assert_close(out, expected)
 
     params = [x, *ffn.parameters()]
-    grad = torch.randn(out.shape, dtype=torch.float64)
+    grad = torch.randn(out.shape, dtype=dtype)
+    for a, b in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(expected, params, grad)):
+        torch.testing.assert_close(a, b)  # float32: oneDNN kernels on CPU, within float32 rounding
+
+
+def test_norm_linear_float32_gradients():
+    from xearthformer.nn.lean import norm_linear
+
+    torch.manual_seed(0)
+    norm = torch.nn.LayerNorm(8)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    w = torch.randn(12, 8, requires_grad=True)
+    x = torch.randn(3, 5, 8, requires_grad=True)
+    out = norm_linear(x, norm, w)
+    expected = torch.nn.functional.linear(norm(x), w)
+    torch.testing.assert_close(out, expected)
+    params = [x, w, norm.weight, norm.bias]
+    grad = torch.randn(out.shape)
     for a, b in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(expected, params, grad)):
         torch.testing.assert_close(a, b)

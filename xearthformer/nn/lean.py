@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .dropout import random_keep_mask
+from .fast_linear import linear
 
 __all__ = ["lean_ffn", "norm_linear"]
 
@@ -37,14 +38,14 @@ class LeanFFNFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, ln_weight, ln_bias, w1, b1, w2, b2, eps: float, p: float):  # noqa: D102
         normed, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
-        hidden = torch.addmm(b1, normed, w1.t())
+        hidden = linear(normed, w1, b1, need_grad=False)
         del normed
         act = F.gelu(hidden)
         keep = None
         if p > 0.0:
             keep = random_keep_mask(act.shape, p, device=act.device)
             act.masked_fill_(~keep, 0.0).mul_(1.0 / (1.0 - p))
-        out = torch.addmm(b2, act, w2.t())
+        out = linear(act, w2, b2, need_grad=False)
         ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden,
                               keep if keep is not None else torch.empty(0, dtype=torch.bool))
         ctx.eps, ctx.p = eps, p
@@ -61,7 +62,7 @@ class LeanFFNFunction(torch.autograd.Function):
         grad_w2 = grad_out.t().mm(act)
         grad_b2 = grad_out.sum(0)
         del act
-        grad_act = grad_out.mm(w2)
+        grad_act = linear(grad_out, w2.t().contiguous(), need_grad=False)
         if p > 0.0:
             grad_act.masked_fill_(drop, 0.0).mul_(1.0 / (1.0 - p))
         grad_hidden = torch.ops.aten.gelu_backward(grad_act, hidden)
@@ -72,7 +73,7 @@ class LeanFFNFunction(torch.autograd.Function):
         grad_w1 = grad_hidden.t().mm(normed)
         grad_b1 = grad_hidden.sum(0)
         del normed
-        grad_normed = grad_hidden.mm(w1)
+        grad_normed = linear(grad_hidden, w1.t().contiguous(), need_grad=False)
         grad_x, grad_ln_w, grad_ln_b = torch.ops.aten.native_layer_norm_backward(
             grad_normed, x, (x.shape[-1],), mean, rstd, ln_weight, ln_bias,
             [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
@@ -103,7 +104,7 @@ class NormLinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, ln_weight, ln_bias, weight, eps: float):  # noqa: D102
         normed, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
-        out = normed.mm(weight.t())
+        out = linear(normed, weight, need_grad=False)
         ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, weight)
         return out
 
@@ -115,7 +116,7 @@ class NormLinearFunction(torch.autograd.Function):
             normed = torch.addcmul(ln_bias, normed, ln_weight) if ln_bias is not None else normed * ln_weight
         grad_weight = grad_out.t().mm(normed)
         del normed
-        grad_normed = grad_out.mm(weight)
+        grad_normed = linear(grad_out, weight.t().contiguous(), need_grad=False)
         grad_x, grad_ln_w, grad_ln_b = torch.ops.aten.native_layer_norm_backward(
             grad_normed, x, (x.shape[-1],), mean, rstd, ln_weight, ln_bias,
             [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
