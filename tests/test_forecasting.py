@@ -366,3 +366,11 @@ def test_bad_input(sst, toy) -> None:
         xearthformer.forecast(sst, lead=2, model=m, init=["1950-03"])
     for error in (F.MissingDimError, F.GridError, F.DtypeError, F.LeadError, F.InitError):
         assert issubclass(error, ValueError)
+
+
+def test_anomalies_true_matches_the_default_for_anomaly_trained_models(sst, toy) -> None:
+    # the toy ENSO model stores a small residual climatology (0.01 K cosine), as fit() does
+    # for anomaly training data: anomalies=True must treat it exactly as the default does
+    default = xearthformer.forecast(sst, lead=3, model=toy["enso"])
+    explicit = xearthformer.forecast(sst, lead=3, model=toy["enso"], anomalies=True)
+    xr.testing.assert_allclose(default, explicit)

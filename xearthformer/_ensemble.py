@@ -2,8 +2,9 @@
 
 One call of :func:`run_ensemble_chunk` turns the physical data of a chunk of inits into
 physical ensembles ``"s n k m l h w c"`` (sample, init, kc_sigma scenario, member, lead).
-The noise of every member is drawn from a generator seeded by ``(seed, init, member chunk)``
-and reused for every ``kc_sigma`` scenario, so scenarios differ only by the control.
+The noise of every member is drawn from its own generator seeded by ``(seed, init, member)``
+and reused for every ``kc_sigma`` scenario, so scenarios differ only by the control and a
+member does not depend on ``n`` or ``member_batch`` (with the per-sample guidance norm).
 """
 
 from __future__ import annotations
@@ -82,8 +83,10 @@ def _sample(pipes: dict, context, settings: EnsembleSettings, contract: InputCon
         for start in range(0, settings.members, settings.member_batch):
             size = min(settings.member_batch, settings.members - start)
             batch = context.expand(size, *context.shape[1:])
-            # the same generator state for every scenario: same z_T and same step noise
-            gen = torch.Generator(device=device).manual_seed(init_seed * 100_003 + start)
+            # one generator per member, seeded by (seed, init, member): a member's noise (initial
+            # and per step) is the same in every scenario and whatever n and member_batch are
+            gen = [torch.Generator(device=device).manual_seed(init_seed * 100_003 + start + i)
+                   for i in range(size)]
 
             def tick(step, z):
                 if bar is not None:

@@ -179,6 +179,14 @@ def check_time_step(times: xr.DataArray, *, step: int, step_units: str) -> None:
     if index.size < 2:
         return
     steps = np.diff(index)
+    raw = np.asarray(times.values)
+    if step_units == "months" and np.any(steps == 0) and raw.size > 1 and np.all(raw[1:] > raw[:-1]):
+        raise TimeStepError(
+            f"the model needs monthly steps, but the data have several time steps within one "
+            f"month (e.g. {str(raw[int(np.argmax(steps == 0))])[:19]} and "
+            f"{str(raw[int(np.argmax(steps == 0)) + 1])[:19]}): they look daily or sub-monthly. "
+            "Resample to months first, e.g. da.resample(time='MS').mean()."
+        )
     if np.any(steps <= 0):
         bad = int(np.argmax(steps <= 0))
         raise TimeStepError(

@@ -374,7 +374,12 @@ def _decide_kind(sample: xr.DataArray, contract: InputContract, clim: np.ndarray
             raise AnomalyError("anomalies=True, but this model works on physical values, not "
                                "anomalies; pass the absolute data and anomalies=None.")
         return "physical", None, ""
+    residual = (clim is not None and not user_clim
+                and abs(float(np.nanmean(clim))) <= _NEAR_ZERO * abs(contract.scale))
     if anomalies is True:
+        if residual:  # an anomaly-trained model: its residual seasonal mean, as in training
+            return "anomalies", clim, ("input taken as anomalies (anomalies=True); the model's "
+                                       "near-zero residual climatology is removed and added back")
         return "anomalies", None, "input taken as anomalies (anomalies=True)"
     if clim is None:
         if anomalies is False:

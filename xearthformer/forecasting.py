@@ -457,10 +457,10 @@ def ensemble(
         gradient, so members never influence each other and results do not depend on how
         members are batched; ``"batch"`` is the official PreDiff norm over the whole batch.
     member_batch : int
-        Members per model call. Results are reproducible for the same ``seed`` and
-        ``member_batch``.
+        Members per model call (memory); results do not depend on it.
     seed : int
-        All randomness comes from generators seeded by ``seed``, the init and the member batch.
+        Each member's noise comes from its own generator, seeded by ``seed``, the init and the
+        member number: member ``m`` is the same whatever ``n`` and ``member_batch`` are.
     progress : bool, optional
         A progress bar over reverse steps (default: on a terminal).
     var, regrid, anomalies, climatology, units, device, init, weights, config

@@ -9,7 +9,7 @@ latent channels).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import torch
@@ -17,7 +17,7 @@ from einops import rearrange
 from torch import Tensor
 
 from xearthformer.diffusion.guidance import KnowledgeControl, Norm
-from xearthformer.diffusion.samplers import DDIMSampler, DDPMSampler, Denoiser, StepCallback
+from xearthformer.diffusion.samplers import DDIMSampler, DDPMSampler, Denoiser, StepCallback, _noise
 from xearthformer.nn._validation import ConfigError
 
 __all__ = ["PreDiffPipeline"]
@@ -132,7 +132,7 @@ class PreDiffPipeline:
         *,
         num_frames: int,
         target: Tensor | float | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         z_T: Tensor | None = None,
         callback: StepCallback | None = None,
         return_latents: bool = False,
@@ -148,8 +148,9 @@ class PreDiffPipeline:
         target : Tensor or float, optional
             Anticipated alignment quantity (``"b k"``, ``"b"`` or scalar): enables knowledge
             control.
-        generator : torch.Generator, optional
-            Source of the initial noise and of every step's noise.
+        generator : torch.Generator or sequence of torch.Generator, optional
+            Source of the initial noise and of every step's noise; one generator per batch
+            row makes each row's noise independent of the batch it is in.
         z_T : Tensor, optional
             Initial noise ``"b num_frames h' w' l"`` (e.g. shared between scenarios); drawn
             from ``generator`` when omitted.
@@ -169,7 +170,7 @@ class PreDiffPipeline:
         batch, _, height, width, channels = z_cond.shape
         shape = (batch, num_frames, height, width, channels)
         if z_T is None:
-            z_T = torch.randn(shape, generator=generator, dtype=z_cond.dtype, device=z_cond.device)
+            z_T = _noise(torch.empty(shape, dtype=z_cond.dtype, device=z_cond.device), generator)
         elif tuple(z_T.shape) != shape:
             raise ConfigError(f"z_T must have shape {shape}, got {tuple(z_T.shape)}")
         z0 = self.sampler.sample(

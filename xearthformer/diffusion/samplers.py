@@ -15,7 +15,7 @@ All randomness comes from the ``generator=`` argument. The loops are written out
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -56,7 +56,14 @@ def _steps(t: Tensor | int, batch: int, device: torch.device) -> Tensor:
     return t.to(device)
 
 
-def _noise(z: Tensor, generator: torch.Generator | None) -> Tensor:
+def _noise(z: Tensor, generator: torch.Generator | Sequence[torch.Generator] | None) -> Tensor:
+    """Standard normal noise like ``z``; a sequence of generators draws each batch row from its
+    own generator (so a row's noise does not depend on the batch it is in)."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != z.shape[0]:
+            raise ConfigError(f"got {len(generator)} generators for a batch of {z.shape[0]}")
+        return torch.stack([torch.randn(z.shape[1:], generator=g, dtype=z.dtype, device=z.device)
+                            for g in generator])
     return torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
 
 
@@ -167,7 +174,7 @@ class DDPMSampler(_Sampler):
         cond: Tensor,
         *,
         guidance: Guidance | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> Tensor:
         """One ancestral step: ``z_{t-1} = mu' + 1[t > 0] * sigma_t * n``, ``n ~ N(0, I)``."""
         t = self._steps(t, z_t.shape[0], z_t.device)
@@ -187,7 +194,7 @@ class DDPMSampler(_Sampler):
         cond: Tensor,
         *,
         guidance: Guidance | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         callback: StepCallback | None = None,
     ) -> Tensor:
         """Denoise ``z_T: "b t h w c"`` (pure noise) to ``z_0`` in ``T`` steps.
@@ -279,7 +286,7 @@ class DDIMSampler(_Sampler):
         cond: Tensor,
         *,
         guidance: Guidance | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
     ) -> Tensor:
         """One DDIM step from ``t`` to ``t_prev < t`` (``t_prev = -1``: to ``z_0``)."""
         t = self._steps(t, z_t.shape[0], z_t.device)
@@ -307,7 +314,7 @@ class DDIMSampler(_Sampler):
         cond: Tensor,
         *,
         guidance: Guidance | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
         callback: StepCallback | None = None,
     ) -> Tensor:
         """Denoise ``z_T: "b t h w c"`` to ``z_0`` over :attr:`timesteps`."""
