@@ -1,4 +1,5 @@
-"""xearthformer.diffusion: noise schedule, DDPM/DDIM samplers, knowledge control, pipeline.
+"""xearthformer.diffusion: noise schedule, DDPM/DDIM samplers, knowledge control, pipeline,
+training loops.
 
 Pure torch; the denoiser, autoencoder and alignment network are injected (see
 :mod:`xearthformer.models`).
@@ -8,6 +9,16 @@ from xearthformer.diffusion.guidance import Guidance, KnowledgeControl
 from xearthformer.diffusion.pipeline import PreDiffPipeline
 from xearthformer.diffusion.samplers import DDIMSampler, DDPMSampler, ReverseStep
 from xearthformer.diffusion.schedule import BUFFER_NAMES, NoiseSchedule, NoiseScheduleConfig
+from xearthformer.diffusion.training import (
+    TrainingDataError,
+    TrainingHistory,
+    seeded_init,
+    standardise_latents,
+    train_alignment,
+    train_autoencoder,
+    train_denoiser,
+    window_batches,
+)
 
 __all__ = [
     "BUFFER_NAMES",
@@ -19,4 +30,12 @@ __all__ = [
     "NoiseScheduleConfig",
     "PreDiffPipeline",
     "ReverseStep",
+    "TrainingDataError",
+    "TrainingHistory",
+    "seeded_init",
+    "standardise_latents",
+    "train_alignment",
+    "train_autoencoder",
+    "train_denoiser",
+    "window_batches",
 ]
