@@ -184,7 +184,8 @@ class TimeEmbedResBlock(nn.Module):
                 "emb must be given exactly when the block has emb_channels "
                 f"(emb_channels={self.emb_channels}, emb given: {emb is not None})"
             )
-        x = rearrange(x, "b t h w c -> b c t h w")
+        # contiguous: torch 2.13's CPU GroupNorm backward crashes on a channels-last 5-D input
+        x = rearrange(x, "b t h w c -> b c t h w").contiguous()
         h = self.in_layers(x)
         if emb is None:
             h = self.out_layers(h)

@@ -309,6 +309,7 @@ def save_model_dir(
         (tmp / "model.json").write_text(json.dumps(meta, indent=2, default=_json_default) + "\n")
         if report is not None:
             (tmp / "report.md").write_text(report)
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a model directory is for sharing
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
