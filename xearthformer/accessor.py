@@ -83,6 +83,14 @@ class _EarthformerAccessor:
         The archive is the object the accessor is on; every keyword goes to
         :func:`xearthformer.evaluate.evaluate` (``leads=``, ``metrics=``, ``init=``, ``client=``,
         ``store=``). Torch is only imported when a model (not a baseline) is evaluated.
+
+        Examples
+        --------
+        >>> import xearthformer
+        >>> sst = xearthformer.tutorial.open_dataset("enso", n_years=4)["sst"]
+        >>> scores = sst.earthformer.evaluate("persistence", leads=3, metrics=["rmse"])
+        >>> scores["rmse"].dims
+        ('lead',)
         """
         from .evaluate import evaluate
 

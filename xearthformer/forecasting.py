@@ -100,7 +100,18 @@ def plan_forecast(data: xr.DataArray | xr.Dataset, *, lead: int | Sequence[int],
                   anomalies: bool | None = None, climatology: xr.DataArray | None = None,
                   units: str | None = None, device: str = "auto", weights: Any = None,
                   config: str | None = None) -> ForecastPlan:
-    """Validate the input and the options and load the model: a :class:`ForecastPlan`."""
+    """Validate the input and the options and load the model: a :class:`ForecastPlan`.
+
+    The first step of :func:`forecast` and :func:`ensemble`, public for custom model loops.
+
+    Examples
+    --------
+    >>> import xearthformer
+    >>> sst = xearthformer.tutorial.open_dataset("enso", n_years=2)["sst"]
+    >>> plan = plan_forecast(sst, lead=3, model="earthformer-demo-enso", device="cpu")
+    >>> plan.inits.astype("datetime64[M]"), plan.lead_values.tolist()
+    (array(['1951-12'], dtype='datetime64[M]'), [1, 2, 3])
+    """
     device = _device(device)
     loaded, spec = _resolve_model(model, weights, config, device)
     if isinstance(model, LoadedModel):
@@ -123,6 +134,16 @@ def normalised_contexts(plan: ForecastPlan, values: np.ndarray, positions: np.nd
 
     ``values`` is the stacked physical data ``"s time h w c"`` (or the part of it starting at
     time position ``offset``).
+
+    Examples
+    --------
+    >>> import numpy as np, xearthformer
+    >>> from xearthformer import _preprocess as pre
+    >>> sst = xearthformer.tutorial.open_dataset("enso", n_years=2)["sst"]
+    >>> plan = plan_forecast(sst, lead=3, model="earthformer-demo-enso", device="cpu")
+    >>> x, land = normalised_contexts(plan, np.asarray(pre.stacked(plan.prep).values), plan.positions)
+    >>> x.shape, land.shape
+    ((1, 1, 12, 24, 48, 1), (1, 1, 24, 48, 1))
     """
     c = plan.contract
     windows = pre.context_windows(values, positions, c.in_len, offset)
@@ -134,7 +155,17 @@ def normalised_contexts(plan: ForecastPlan, values: np.ndarray, positions: np.nd
 
 def wrap_output(plan: ForecastPlan, values: Any, extra: dict[str, Sequence[Any]] | None = None
                 ) -> xr.DataArray | xr.Dataset:
-    """Physical arrays ``"s n *extra l h w c"`` -> the labelled forecast (no attrs yet)."""
+    """Physical arrays ``"s n *extra l h w c"`` -> the labelled forecast (no attrs yet).
+
+    Examples
+    --------
+    >>> import numpy as np, xearthformer
+    >>> sst = xearthformer.tutorial.open_dataset("enso", n_years=2)["sst"]
+    >>> plan = plan_forecast(sst, lead=3, model="earthformer-demo-enso", device="cpu")
+    >>> out = wrap_output(plan, np.zeros((1, 1, 2, 3, 24, 48, 1), np.float32), {"member": [0, 1]})
+    >>> out.dims
+    ('init', 'member', 'lead', 'lat', 'lon')
+    """
     return post.wrap(plan.prep, values, plan.inits, plan.lead_values, extra)
 
 

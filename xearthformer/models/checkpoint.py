@@ -24,6 +24,8 @@ def extract_state_dict(obj: Mapping, expected_keys: set[str] | None = None) -> d
     / ``model`` / ``model_state_dict`` / ``module`` (Lightning and training checkpoints),
     and keys prefixed with ``torch_nn_module.`` (Lightning's wrapper) or ``module.`` (DDP).
 
+    Examples
+    --------
     >>> sd = {"state_dict": {"torch_nn_module.z_proj.weight": torch.zeros(1)}}
     >>> list(extract_state_dict(sd))
     ['z_proj.weight']
@@ -64,6 +66,18 @@ def load_official_checkpoint(model: nn.Module, source: str | os.PathLike | Mappi
     ------
     CheckpointError
         Listing missing and unexpected keys and shape mismatches, if the weights do not fit.
+
+    Examples
+    --------
+    >>> from xearthformer.models import Earthformer
+    >>> from xearthformer.zoo import official_kwargs
+    >>> kwargs = official_kwargs("earthformer-icar-enso")
+    >>> released = Earthformer.from_official_kwargs(kwargs).state_dict()   # stands in for the .pt file
+    >>> model = load_official_checkpoint(Earthformer.from_official_kwargs(kwargs), released)
+    >>> load_official_checkpoint(model, {"junk": torch.zeros(1)})
+    Traceback (most recent call last):
+    ...
+    xearthformer.models.checkpoint.CheckpointError: ...
     """
     if isinstance(source, Mapping):
         obj = source

@@ -112,6 +112,8 @@ def _lookup(registry: dict, name, kind: str):
 def resolve_self_pattern(name: str, shape: tuple) -> tuple[list, list, list]:
     """(cuboid sizes, strategies, shifts) of a named self-attention pattern at ``shape``.
 
+    Examples
+    --------
     >>> resolve_self_pattern("video_swin_2x4", (5, 8, 24, 2))[2]
     [(0, 0, 0), (1, 2, 2)]
     """
@@ -119,5 +121,12 @@ def resolve_self_pattern(name: str, shape: tuple) -> tuple[list, list, list]:
 
 
 def resolve_cross_pattern(name: str, shape: tuple) -> tuple[list, list, list, list]:
-    """(cuboid_hw, shift_hw, strategies, n_temporal) of a named cross-attention pattern."""
+    """(cuboid_hw, shift_hw, strategies, n_temporal) of a named cross-attention pattern.
+
+    Examples
+    --------
+    >>> cuboid_hw, shift_hw, strategy, n_temporal = resolve_cross_pattern("cross_1x1", (14, 6, 6, 2))
+    >>> cuboid_hw, n_temporal
+    ([(1, 1)], [1])
+    """
     return _lookup(CROSS_PATTERNS, name, "cross")(tuple(shape))

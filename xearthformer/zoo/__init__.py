@@ -148,7 +148,14 @@ def list_models() -> list[dict[str, Any]]:
 
 def resolve(model: str | os.PathLike | ModelSpec, *, weights: str | os.PathLike | None = None,
             config: str | None = None, cache_dir: str | os.PathLike | None = None) -> ModelSpec:
-    """Normalise the ways of naming a model into a :class:`ModelSpec` (no file is read)."""
+    """Normalise the ways of naming a model into a :class:`ModelSpec` (no file is read).
+
+    Examples
+    --------
+    >>> resolve("earthformer-icar-enso", weights="/data/earthformer_icarenso2021.pt").config
+    >>> resolve("/data/my.pt", config="earthformer-icar-enso").config
+    'earthformer-icar-enso'
+    """
     if isinstance(model, ModelSpec):
         return model
     text = os.fspath(model)
@@ -299,5 +306,10 @@ def _build(card: ModelCard, state: Any) -> dict[str, Any]:
 
 
 def clear_cache() -> None:
-    """Forget the loaded models (e.g. after replacing a file with the same size and time)."""
+    """Forget the loaded models (e.g. after replacing a file with the same size and time).
+
+    Examples
+    --------
+    >>> clear_cache()   # the next load_model() reads the files again
+    """
     _load_cached.cache_clear()

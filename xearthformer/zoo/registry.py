@@ -209,6 +209,8 @@ def get_entry(name: str) -> ZooEntry:
 def official_kwargs(name: str) -> dict[str, Any]:
     """The official constructor kwargs of a registered model (from its ``_v1`` YAML).
 
+    Examples
+    --------
     >>> official_kwargs("earthformer-icar-enso")["input_shape"]
     [12, 24, 48, 1]
     """

@@ -32,7 +32,15 @@ class ChecksumError(ValueError):
 
 
 def cache_dir(path: str | os.PathLike | None = None) -> Path:
-    """The cache folder: ``path`` > ``$XEARTHFORMER_CACHE`` > ``pooch.os_cache("xearthformer")``."""
+    """The cache folder: ``path`` > ``$XEARTHFORMER_CACHE`` > ``pooch.os_cache("xearthformer")``.
+
+    Read at call time (importing the package reads no environment variable).
+
+    Examples
+    --------
+    >>> cache_dir("/data/weights").as_posix()
+    '/data/weights'
+    """
     if path is not None:
         return Path(path)
     env = os.environ.get("XEARTHFORMER_CACHE")
