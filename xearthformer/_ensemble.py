@@ -21,7 +21,11 @@ from . import _preprocess as pre
 from .zoo import LoadedModel, load_model
 from .zoo.model_dir import InputContract
 
-__all__ = ["EnsembleSettings", "run_ensemble_chunk", "alignment_target"]
+__all__ = ["EnsembleOptionError", "EnsembleSettings", "run_ensemble_chunk", "alignment_target"]
+
+
+class EnsembleOptionError(ValueError):
+    """A bad option of :func:`xearthformer.ensemble` (``n``, ``kc_sigma``, ``steps``, ``sampler``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,8 +159,6 @@ def run_ensemble_chunk(values: np.ndarray, positions: np.ndarray, offset: int, j
 def check_settings(model: LoadedModel, *, n: int, kc_sigma: Sequence[float | None], steps: int,
                    sampler: str, available_with_alignment: Sequence[str]) -> None:
     """Bad options of :func:`xearthformer.ensemble`, each a clear ``ValueError``."""
-    from .forecasting import EnsembleOptionError  # noqa: PLC0415
-
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise EnsembleOptionError(f"n={n!r}: the number of members must be an integer >= 1.")
     if sampler not in ("ddim", "ddpm"):

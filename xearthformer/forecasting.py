@@ -27,6 +27,7 @@ import xarray as xr
 
 from . import _postprocess as post
 from . import _preprocess as pre
+from ._ensemble import EnsembleOptionError
 from ._layout import LayoutError, MissingDataError, MissingDimError, TimeStepError, UnitsError
 from ._preprocess import (
     AnomalyError,
@@ -409,10 +410,6 @@ def forecast(
             raise ValueError("regrid_back=True supports one-variable models only.")
         out = post.regrid_back(out, plan.prep)
     return out
-
-
-class EnsembleOptionError(LayoutError):
-    """A bad option of :func:`ensemble` (``n``, ``kc_sigma``, ``steps``, ``sampler``)."""
 
 
 DEFAULT_ENSEMBLE_MODEL = "prediff-demo-enso"
