@@ -31,7 +31,7 @@ test: install
 # The official implementation, for side-by-side benchmarks (its package __init__ needs
 # pkg_resources and heavy dependencies, so it is installed without them).
 bench-env: install
-	$(BIN)/python -m pip install --quiet ".[bench]"
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python -m pip install --quiet --no-deps "earthformer==0.2.1"
 
 bench: bench-env

@@ -15,6 +15,7 @@ from .cuboid import pad_amounts, pad_thw
 from .dropout import FastDropout
 from .fast_linear import linear as fast_linear
 from .lean import lean_ffn
+from .upsample_conv import nearest_upsample_conv2d
 
 NORMS = ("layer_norm", "rms_norm")
 ACTIVATIONS = ("leaky", "gelu", "relu", "identity", "elu", "sigmoid", "tanh", "softplus", "softsign")
@@ -207,8 +208,21 @@ class Upsample3DLayer(nn.Module):
         if t != self.target_size[0]:
             raise ConfigError(f"Upsample3DLayer expects {self.target_size[0]} frames, got {t}")
         frames = rearrange(x, "b t h w c -> (b t) c h w")
-        frames = F.interpolate(frames, size=self.target_size[1:], mode="nearest")
-        return rearrange(self.conv(frames), "(b t) c h w -> b t h w c", b=b)
+        scale = _whole_scale((h, w), self.target_size[1:])
+        if scale is not None and min(scale) >= 2 and self.conv.padding == (self.conv.kernel_size[0] // 2,
+                                                                          self.conv.kernel_size[1] // 2):
+            # the same maths without the enlarged copy, on 31-44% of the multiplies
+            out = nearest_upsample_conv2d(frames, self.conv.weight, self.conv.bias, scale)
+        else:
+            out = self.conv(F.interpolate(frames, size=self.target_size[1:], mode="nearest"))
+        return rearrange(out, "(b t) c h w -> b t h w c", b=b)
+
+
+def _whole_scale(size: Sequence[int], target: Sequence[int]) -> tuple[int, int] | None:
+    """The integer enlargement factors from ``size`` to ``target``, or None if not whole."""
+    if any(t % s for s, t in zip(size, target)):
+        return None
+    return tuple(t // s for s, t in zip(size, target))
 
 
 def conv_norm_act_block(channels: Sequence[int], groups: Sequence[int], activation: str) -> nn.Sequential:

@@ -15,6 +15,7 @@ checkpoints load with ``strict=True``. The computation is the official one, rear
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -158,6 +159,9 @@ class CuboidSelfAttentionLayer(nn.Module):
         padded = (t + pads[0], h + pads[1], w + pads[2])
         shifted = any(s > 0 for s in shift)
 
+        if self._zero_tail_case(pads, shift, bias):
+            proj = norm_linear(x_raw, self.norm, weight) if fuse_norm else fast_linear(x, weight)
+            return self._attend_zero_tail(proj, cuboid)
         if fuse_norm:  # training: LayerNorm + projection without keeping the normalised copy
             proj = pad_thw(norm_linear(x_raw, self.norm, weight), pads, self.padding_type)
         elif bias is None:  # per-token, bias-free: project first, then pad (zeros stay zeros)
@@ -196,6 +200,63 @@ class CuboidSelfAttentionLayer(nn.Module):
                 new_global = self.proj_drop(self.global_proj(new_global))
         if self.use_global_vector:
             return out, new_global
+        return out
+
+    # -- zero padding in time only: attend without building the padded grid -------------
+    def _zero_tail_case(self, pads, shift, bias) -> bool:
+        """Zero-padded frames at the end of time, nothing else padded or shifted, no globals.
+
+        Then a padded token's query, key and value are exactly zero (bias-free projection of
+        zeros), so only the last cuboid along time sees padding, and there a padded key adds
+        ``exp(bias)`` to the softmax denominator and nothing to the numerator. The official
+        ENSO decoder is this case (14 frames padded to 24).
+        """
+        return (not self.use_global_vector and self.padding_type == "zeros" and bias is None
+                and pads[0] > 0 and pads[1] == 0 and pads[2] == 0 and not any(shift)
+                and self.strategy[0] == "l")
+
+    def _attend_zero_tail(self, proj: torch.Tensor, cuboid) -> torch.Tensor:
+        """The zero-padded computation, exactly, on the real frames only.
+
+        Full cuboids along time attend as usual. In the last, partial cuboid (``r`` real
+        frames) the padded keys are folded into one extra key with ``k = v = 0`` whose
+        additive score is ``logsumexp`` of their biases: the same softmax, without the
+        padded queries (their outputs are discarded) and without the padded copy.
+        """
+        b, t, h, w, _ = proj.shape
+        bt, bh, bw = cuboid
+        t_full = (t // bt) * bt
+        real = (t - t_full) * bh * bw  # real tokens of a tail cuboid: the first ones (t slowest)
+        volume = bt * bh * bw
+        cut = reorder_pattern(self.strategy, True)
+        glue = reorder_pattern(self.strategy, True, reverse=True)
+        dropout_p = self.attn_drop_p if self.training else 0.0
+        rel_bias = (gather_bias(self.relative_position_bias_table, self.relative_position_index, volume, volume)
+                    if self.use_relative_pos else None)
+        out = proj.new_empty(b, t, h, w, self.dim)
+        if t_full:
+            q, k, v = rearrange(proj[:, :t_full, ..., :3 * self.dim], cut, k=3, heads=self.num_heads,
+                                bt=bt, bh=bh, bw=bw)
+            attn_mask = additive_mask(rel_bias, None, q.dtype, q.device)
+            part = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale, dropout_p=dropout_p)
+            out[:, :t_full] = rearrange(part[None], glue, k=1, b=b, bt=bt, bh=bh, bw=bw, nt=t_full // bt,
+                                        nh=h // bh, nw=w // bw)
+        r = t - t_full
+        q, k, v = rearrange(proj[:, t_full:, ..., :3 * self.dim], cut, k=3, heads=self.num_heads,
+                            bt=r, bh=bh, bw=bw)
+        k = torch.nn.functional.pad(k, (0, 0, 0, 1))  # the folded padded key: k = v = 0
+        v = torch.nn.functional.pad(v, (0, 0, 0, 1))
+        if rel_bias is None:
+            heads_bias = proj.new_zeros(self.num_heads, real, real)
+            folded = proj.new_full((self.num_heads, real, 1), math.log(volume - real))
+        else:
+            heads_bias = rel_bias[:, :real, :real].to(proj.dtype)
+            folded = torch.logsumexp(rel_bias[:, :real, real:].to(proj.dtype), dim=-1, keepdim=True)
+        tail_mask = torch.cat((heads_bias, folded), dim=-1)[None]
+        part = cuboid_attention(q, k, v, batch=b, attn_mask=tail_mask, scale=self.scale, dropout_p=dropout_p)
+        out[:, t_full:] = rearrange(part[None], glue, k=1, b=b, bt=r, bh=bh, bw=bw, nt=1, nh=h // bh, nw=w // bw)
+        if self.use_final_proj:
+            out = self.proj_drop(fast_linear(out, self.proj.weight, self.proj.bias))
         return out
 
     def _attend_with_globals(self, q, k, v, parts, g, cut, cuboid, shift, rel_bias, mask, pads, padded,

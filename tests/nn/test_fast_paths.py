@@ -1,0 +1,147 @@
+"""The CPU fast paths equal the straightforward computations they replace.
+
+Each fast path is compared, in float64 where rounding would hide a mistake, with the
+direct formulation (the one the official code uses): nearest upsampling + convolution,
+SDPA, and attention on the zero-padded grid.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from xearthformer.nn import attention as attention_module
+from xearthformer.nn.attention import small_attention
+from xearthformer.nn.layers import Upsample3DLayer
+from xearthformer.nn.self_attention import CuboidSelfAttentionLayer
+from xearthformer.nn.upsample_conv import nearest_upsample_conv2d, phase_taps
+
+
+# -- nearest upsampling followed by a convolution ------------------------------------------
+@pytest.mark.parametrize("scale", [(2, 2), (3, 3), (2, 3), (1, 2), (4, 1)])
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_upsample_conv_equals_interpolate_then_conv(scale, kernel) -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 5, 4, dtype=torch.float64, generator=gen, requires_grad=True)
+    weight = torch.randn(4, 3, kernel, kernel, dtype=torch.float64, generator=gen, requires_grad=True)
+    bias = torch.randn(4, dtype=torch.float64, generator=gen, requires_grad=True)
+    up = F.interpolate(x, size=(5 * scale[0], 4 * scale[1]), mode="nearest")
+    direct = F.conv2d(up, weight, bias, padding=kernel // 2)
+    fast = nearest_upsample_conv2d(x, weight, bias, scale)
+    assert fast.shape == direct.shape
+    torch.testing.assert_close(fast, direct, rtol=0, atol=1e-12)
+    grad = torch.randn(direct.shape, dtype=torch.float64, generator=gen)
+    expected = torch.autograd.grad(direct, (x, weight, bias), grad)
+    got = torch.autograd.grad(fast, (x, weight, bias), grad)
+    for e, g in zip(expected, got):
+        torch.testing.assert_close(g, e, rtol=0, atol=1e-10)
+
+
+def test_phase_taps_cover_every_kernel_tap() -> None:
+    for scale in (1, 2, 3, 4):
+        for kernel in (1, 3, 5):
+            for a, (first, offsets) in enumerate(phase_taps(scale, kernel)):
+                assert len(offsets) == kernel and first == min(offsets)
+                half = kernel // 2
+                assert offsets == tuple((a + r) // scale for r in range(-half, half + 1))
+
+
+def test_upsample_layer_takes_the_fast_path_and_matches(monkeypatch) -> None:
+    torch.manual_seed(0)
+    layer = Upsample3DLayer(6, 5, (3, 12, 9)).double()
+    x = torch.randn(2, 3, 4, 3, 6, dtype=torch.float64)
+    calls = []
+    original = nearest_upsample_conv2d
+    monkeypatch.setattr("xearthformer.nn.layers.nearest_upsample_conv2d",
+                        lambda *a: calls.append(1) or original(*a))
+    fast = layer(x)
+    assert calls, "a whole-factor enlargement should take nearest_upsample_conv2d"
+    monkeypatch.setattr("xearthformer.nn.layers._whole_scale", lambda *a: None)
+    direct = layer(x)
+    torch.testing.assert_close(fast, direct, rtol=0, atol=1e-12)
+    assert fast.shape == (2, 3, 12, 9, 5)
+
+
+def test_upsample_conv_rejects_even_kernels() -> None:
+    with pytest.raises(ValueError, match="odd kernel"):
+        nearest_upsample_conv2d(torch.randn(1, 2, 3, 3), torch.randn(2, 2, 2, 2), None, (2, 2))
+
+
+# -- attention over many short cuboids ------------------------------------------------------
+@pytest.mark.parametrize("keys", [3, 8, 12, 14, 24, 32])
+@pytest.mark.parametrize("mask_kind", ["none", "bias", "per_cuboid"])
+def test_small_attention_equals_sdpa(keys, mask_kind) -> None:
+    gen = torch.Generator().manual_seed(keys)
+    b, n, heads, lq, d = 3, 5, 2, 7, 4
+    q = torch.randn(b, n, heads, lq, d, dtype=torch.float64, generator=gen)
+    k = torch.randn(b, n, heads, keys, d, dtype=torch.float64, generator=gen)
+    v = torch.randn(b, n, heads, keys, 6, dtype=torch.float64, generator=gen)
+    mask = None
+    if mask_kind == "bias":
+        mask = torch.randn(1, heads, lq, keys, dtype=torch.float64, generator=gen)
+    elif mask_kind == "per_cuboid":
+        mask = torch.randn(n, heads, lq, keys, dtype=torch.float64, generator=gen)
+        mask[..., 0] = -1e18  # a masked key, as the shift masks make
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
+    torch.testing.assert_close(small_attention(q, k, v, attn_mask=mask, scale=0.3), expected,
+                               rtol=0, atol=1e-12)
+    q4, k4, v4 = (t.flatten(0, 1) for t in (q, k, v))
+    mask4 = None if mask is None or mask_kind == "per_cuboid" else mask
+    expected4 = F.scaled_dot_product_attention(q4, k4, v4, attn_mask=mask4, scale=0.3)
+    torch.testing.assert_close(small_attention(q4, k4, v4, attn_mask=mask4, scale=0.3), expected4,
+                               rtol=0, atol=1e-12)
+
+
+def test_small_attention_chunks_give_the_same_result(monkeypatch) -> None:
+    q, k, v = (torch.randn(40, 2, 12, 4, dtype=torch.float64) for _ in range(3))
+    whole = small_attention(q, k, v, attn_mask=None, scale=0.5)
+    monkeypatch.setattr(attention_module, "_CHUNK_BYTES", 1)  # one problem per chunk
+    torch.testing.assert_close(small_attention(q, k, v, attn_mask=None, scale=0.5), whole, rtol=0, atol=0)
+
+
+def test_small_attention_is_used_only_without_autograd() -> None:
+    q, k, v = (torch.randn(2, 2, 12, 4, requires_grad=True) for _ in range(3))
+    assert not attention_module._small_cpu_case(q, k, v)
+    with torch.no_grad():
+        assert attention_module._small_cpu_case(q, k, v)
+    long_keys = torch.randn(2, 2, attention_module.SMALL_KEYS + 1, 4)
+    with torch.no_grad():
+        assert not attention_module._small_cpu_case(q, long_keys, long_keys)
+
+
+# -- zero-padded time: the folded padded keys -----------------------------------------------
+@pytest.mark.parametrize("t, cuboid", [(14, (12, 1, 1)), (5, (4, 2, 1)), (7, (3, 2, 3)), (9, (4, 2, 2))])
+@pytest.mark.parametrize("relative", [True, False])
+@pytest.mark.parametrize("training", [False, True])
+def test_zero_tail_equals_the_padded_grid(monkeypatch, t, cuboid, relative, training) -> None:
+    torch.manual_seed(0)
+    layer = CuboidSelfAttentionLayer(8, 2, cuboid_size=cuboid, padding_type="zeros",
+                                     use_relative_pos=relative).double()
+    if relative:  # a spread-out bias, so that the folded keys matter
+        torch.nn.init.normal_(layer.relative_position_bias_table, std=1.0)
+    layer.train(training)
+    x = torch.randn(2, t, 4, 6, 8, dtype=torch.float64, requires_grad=True)
+    calls = []
+    original = CuboidSelfAttentionLayer._attend_zero_tail
+    monkeypatch.setattr(CuboidSelfAttentionLayer, "_attend_zero_tail",
+                        lambda self, *a: calls.append(1) or original(self, *a))
+    fast = layer(x)
+    grads_fast = torch.autograd.grad(fast.square().sum(), [x, *layer.parameters()])
+    monkeypatch.setattr(CuboidSelfAttentionLayer, "_zero_tail_case", lambda self, *a: False)
+    direct = layer(x)
+    grads_direct = torch.autograd.grad(direct.square().sum(), [x, *layer.parameters()])
+    assert calls, "time padded with zeros should take the folded-key path"
+    torch.testing.assert_close(fast, direct, rtol=0, atol=1e-12)
+    for got, expected in zip(grads_fast, grads_direct):
+        torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+
+
+def test_zero_tail_is_not_used_where_padding_is_not_plain_zeros() -> None:
+    for kwargs in ({"padding_type": "ignore"}, {"padding_type": "zeros", "qkv_bias": True},
+                   {"padding_type": "zeros", "shift_size": (1, 0, 0)},
+                   {"padding_type": "zeros", "strategy": ("d", "l", "l")}):
+        layer = CuboidSelfAttentionLayer(8, 2, cuboid_size=(4, 1, 1), **kwargs)
+        bias = None if layer.qkv.bias is None else layer.qkv.bias
+        shift = (1, 0, 0) if "shift_size" in kwargs else (0, 0, 0)
+        assert not layer._zero_tail_case((2, 0, 0), shift, bias), kwargs
