@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .dropout import random_keep_mask
+from .dropout import random_drop_mask
 
 _MASK_FILL = {torch.float16: -1e4}
 
@@ -45,8 +45,8 @@ class _DropoutAttention(torch.autograd.Function):
     ``scaled_dot_product_attention`` with ``dropout_p > 0`` has no fused CPU kernel: its
     maths fallback draws a float Bernoulli tensor and keeps the scores, the probabilities,
     the dropped probabilities and the float mask alive for backward. Here the forward keeps
-    only q, k, v, the row log-sum-exp and a ``bool`` keep-mask (drawn with
-    :func:`~xearthformer.nn.dropout.random_keep_mask`); the backward, written out,
+    only q, k, v, the row log-sum-exp and a ``bool`` drop-mask (drawn with
+    :func:`~xearthformer.nn.dropout.random_drop_mask`); the backward, written out,
     recomputes the probabilities from them (as flash attention does).
     Same maths as ``softmax(q k^T * scale + mask) * keep / (1 - p) @ v``.
     """
@@ -54,20 +54,19 @@ class _DropoutAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, attn_mask, scale: float, p: float):  # noqa: D102
         probs, lse = _probabilities(q, k, attn_mask, scale)
-        keep = random_keep_mask(probs.shape, p, device=probs.device)
-        out = torch.matmul(probs.masked_fill_(~keep, 0.0).mul_(1.0 / (1.0 - p)), v)
+        drop = random_drop_mask(probs.shape, p, device=probs.device)
+        out = torch.matmul(probs.masked_fill_(drop, 0.0), v).mul_(1.0 / (1.0 - p))
         del probs
-        ctx.save_for_backward(q, k, v, attn_mask, lse, keep)
+        ctx.save_for_backward(q, k, v, attn_mask, lse, drop)
         ctx.scale, ctx.p = scale, p
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        q, k, v, attn_mask, lse, keep = ctx.saved_tensors
+        q, k, v, attn_mask, lse, drop = ctx.saved_tensors
         c = 1.0 / (1.0 - ctx.p)
-        drop = ~keep
         probs, _ = _probabilities(q, k, attn_mask, ctx.scale, lse=lse)
-        grad_v = torch.matmul(probs.masked_fill(drop, 0.0).mul_(c).transpose(-2, -1), grad_out)
+        grad_v = torch.matmul(probs.masked_fill(drop, 0.0).transpose(-2, -1), grad_out).mul_(c)
         grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)).masked_fill_(drop, 0.0).mul_(c)
         # softmax backward: dS = P * (dP - sum(dP * P))
         row = (grad_probs * probs).sum(dim=-1, keepdim=True)

@@ -2,10 +2,10 @@
 
 ``torch.nn.Dropout`` draws one Bernoulli sample per element through a per-element
 float generator, which costs more than the matrix maths around it on a CPU. Here a
-single call draws 64 random bits per three elements and compares 16-bit slices of
-them with a threshold: the keep probability is ``1 - p`` to within 2**-16, the
-mask is a ``bool`` tensor (what autograd saves), and evaluation mode is a no-op.
-Randomness comes from torch's default generator, or from ``generator`` when given.
+single call draws 64 random bits per four elements and compares their 16-bit slices
+with a threshold: the drop probability is ``p`` to within 2**-16, the mask is a ``bool``
+tensor (what autograd saves), and evaluation mode is a no-op. Randomness comes from
+torch's default generator, or from ``generator`` when given.
 """
 
 from __future__ import annotations
@@ -14,6 +14,36 @@ import torch
 from torch import nn
 
 from ._validation import ConfigError
+
+_LOW, _HIGH = -(2**63), 2**63 - 1  # randint over (almost) every int64: 64 uniform bits per draw
+
+
+def _random_slices(n: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    """``n`` uniform int16 values, four per 64-bit random word."""
+    words = (n + 3) // 4
+    bits = torch.randint(_LOW, _HIGH, (words,), dtype=torch.int64, device=device, generator=generator)
+    return bits.view(torch.int16)[:n]
+
+
+def _threshold(p: float) -> int:
+    return int(round(p * 65536)) - 32768
+
+
+def random_drop_mask(shape: torch.Size, p: float, *, device: torch.device,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Boolean mask of ``shape`` where each element is True (dropped) with probability ``p``.
+
+    The complement of :func:`random_keep_mask` for the same random state.
+
+    >>> mask = random_drop_mask(torch.Size([100_000]), 0.1, device=torch.device("cpu"),
+    ...                         generator=torch.Generator().manual_seed(0))
+    >>> round(mask.float().mean().item(), 2)
+    0.1
+    """
+    n = 1
+    for s in shape:
+        n *= s
+    return (_random_slices(n, device, generator) < _threshold(p)).view(shape)
 
 
 def random_keep_mask(shape: torch.Size, p: float, *, device: torch.device,
@@ -28,13 +58,7 @@ def random_keep_mask(shape: torch.Size, p: float, *, device: torch.device,
     n = 1
     for s in shape:
         n *= s
-    words = (n + 2) // 3
-    # randint over [-2**62, 2**62) is fast; its low 48 bits are uniform, the top 16 are not,
-    # so only three of the four 16-bit slices of each word are used.
-    bits = torch.randint(-(2**62), 2**62, (words,), dtype=torch.int64, device=device, generator=generator)
-    slices = bits.view(torch.int16).view(words, 4)[:, :3]
-    threshold = int(round(p * 65536)) - 32768
-    return (slices >= threshold).reshape(-1)[:n].view(shape)
+    return (_random_slices(n, device, generator) >= _threshold(p)).view(shape)
 
 
 class FastDropout(nn.Module):
@@ -64,8 +88,8 @@ class FastDropout(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
             return x
-        keep = random_keep_mask(x.shape, self.p, device=x.device)
-        return torch.where(keep, x * (1.0 / (1.0 - self.p)), x.new_zeros(()))
+        drop = random_drop_mask(x.shape, self.p, device=x.device)
+        return x.masked_fill(drop, 0.0).mul_(1.0 / (1.0 - self.p))
 
     def extra_repr(self) -> str:
         return f"p={self.p}"

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .dropout import random_keep_mask
+from .dropout import random_drop_mask
 from .fast_linear import linear
 
 __all__ = ["lean_ffn", "norm_linear"]
@@ -41,30 +41,31 @@ class LeanFFNFunction(torch.autograd.Function):
         hidden = linear(normed, w1, b1, need_grad=False)
         del normed
         act = F.gelu(hidden)
-        keep = None
-        if p > 0.0:
-            keep = random_keep_mask(act.shape, p, device=act.device)
-            act.masked_fill_(~keep, 0.0).mul_(1.0 / (1.0 - p))
-        out = linear(act, w2, b2, need_grad=False)
+        drop = None
+        if p > 0.0:  # the 1 / (1 - p) of the kept activations goes into the (small) weight
+            drop = random_drop_mask(act.shape, p, device=act.device)
+            act.masked_fill_(drop, 0.0)
+        out = linear(act, _scaled(w2, p), b2, need_grad=False)
         ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden,
-                              keep if keep is not None else torch.empty(0, dtype=torch.bool))
+                              drop if drop is not None else torch.empty(0, dtype=torch.bool))
         ctx.eps, ctx.p = eps, p
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, keep = ctx.saved_tensors
+        x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop = ctx.saved_tensors
         p = ctx.p
         act = F.gelu(hidden)
         if p > 0.0:
-            drop = ~keep
-            act.masked_fill_(drop, 0.0).mul_(1.0 / (1.0 - p))
+            act.masked_fill_(drop, 0.0)
         grad_w2 = grad_out.t().mm(act)
+        if p > 0.0:
+            grad_w2.mul_(1.0 / (1.0 - p))
         grad_b2 = grad_out.sum(0)
         del act
-        grad_act = linear(grad_out, w2.t().contiguous(), need_grad=False)
+        grad_act = linear(grad_out, _scaled(w2, p).t().contiguous(), need_grad=False)
         if p > 0.0:
-            grad_act.masked_fill_(drop, 0.0).mul_(1.0 / (1.0 - p))
+            grad_act.masked_fill_(drop, 0.0)
         grad_hidden = torch.ops.aten.gelu_backward(grad_act, hidden)
         del grad_act
         normed = (x - mean) * rstd
@@ -78,6 +79,11 @@ class LeanFFNFunction(torch.autograd.Function):
             grad_normed, x, (x.shape[-1],), mean, rstd, ln_weight, ln_bias,
             [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
         return grad_x, grad_ln_w, grad_ln_b, grad_w1, grad_b1, grad_w2, grad_b2, None, None
+
+
+def _scaled(weight: torch.Tensor, p: float) -> torch.Tensor:
+    """``weight / (1 - p)``: dropout's rescaling, applied to the weight after the mask."""
+    return weight if p == 0.0 else weight * (1.0 / (1.0 - p))
 
 
 def lean_ffn(x: torch.Tensor, norm: torch.nn.LayerNorm, ffn_1: torch.nn.Linear, ffn_2: torch.nn.Linear,
