@@ -56,12 +56,12 @@ def test_dropout_rate_and_eval_path():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("p", [0.0, 0.4])
-def test_lean_ffn_matches_module_maths(p, dtype):
+@pytest.mark.parametrize("p, p_out", [(0.0, 0.0), (0.4, 0.0), (0.4, 0.3), (0.0, 0.3)])
+def test_lean_ffn_matches_module_maths(p, p_out, dtype):
     from xearthformer.nn.layers import PositionwiseFFN
 
     torch.manual_seed(0)
-    ffn = PositionwiseFFN(6, 24, dropout=0.0, activation_dropout=p).to(dtype).train()
+    ffn = PositionwiseFFN(6, 24, dropout=p_out, activation_dropout=p).to(dtype).train()
     with torch.no_grad():
         ffn.layer_norm.weight.uniform_(0.5, 1.5)
         ffn.layer_norm.bias.uniform_(-0.5, 0.5)
@@ -70,13 +70,17 @@ def test_lean_ffn_matches_module_maths(p, dtype):
     torch.manual_seed(3)
     out = ffn(x)
 
-    # the reference: the plain module maths with the same keep mask
+    # the reference: the plain module maths with the same keep masks (drawn in the same order)
     torch.manual_seed(3)
     keep = random_keep_mask(torch.Size([30, 24]), p, device=torch.device("cpu")) if p else None
+    keep_out = random_keep_mask(torch.Size([30, 6]), p_out, device=torch.device("cpu")) if p_out else None
     hidden = torch.nn.functional.gelu(ffn.ffn_1(ffn.layer_norm(x)))
     if keep is not None:
         hidden = hidden * keep.view(2, 3, 5, 24) / (1 - p)
-    expected = x + ffn.ffn_2(hidden)
+    update = ffn.ffn_2(hidden)
+    if keep_out is not None:
+        update = update * keep_out.view(2, 3, 5, 6) / (1 - p_out)
+    expected = x + update
     torch.testing.assert_close(out, expected)
 
     params = [x, *ffn.parameters()]
@@ -102,3 +106,25 @@ def test_norm_linear_float32_gradients():
     grad = torch.randn(out.shape)
     for a, b in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(expected, params, grad)):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_dropout_matches_dropout_of_linear(bias):
+    from xearthformer.nn.layers import FastDropout, linear_dropout
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(6, 5, bias=bias).double()
+    drop = FastDropout(0.3).train()
+    x = torch.randn(4, 7, 6, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(1)
+    fused = linear_dropout(x, lin, drop)
+    torch.manual_seed(1)
+    plain = drop(lin(x))
+    torch.testing.assert_close(fused, plain, rtol=0, atol=1e-12)
+    assert (fused == 0).any()  # the mask was applied
+    params = [x, *lin.parameters()]
+    grad = torch.randn(fused.shape, dtype=torch.float64)
+    for a, b in zip(torch.autograd.grad(fused, params, grad), torch.autograd.grad(plain, params, grad)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    drop.eval()
+    torch.testing.assert_close(linear_dropout(x, lin, drop), lin(x))

@@ -20,7 +20,7 @@ from ._validation import ConfigError, int_pair, one_of, strategy_triple
 from .attention import additive_mask, cuboid_attention, gather_bias
 from .cuboid import cross_attention_mask, pad_thw, relative_position_index, reorder_pattern, unpad_thw
 from .fast_linear import linear as fast_linear
-from .layers import PADDINGS, make_dropout, make_norm
+from .layers import PADDINGS, linear_dropout, make_dropout, make_norm
 
 
 class CuboidCrossAttentionLayer(nn.Module):
@@ -172,4 +172,4 @@ class CuboidCrossAttentionLayer(nn.Module):
         if shifted:
             out = torch.roll(out, shifts=self.shift_hw, dims=(2, 3))
         out = unpad_thw(out, x_pads, self.padding_type)
-        return self.proj_drop(fast_linear(out, self.proj.weight, self.proj.bias))
+        return linear_dropout(out, self.proj, self.proj_drop)

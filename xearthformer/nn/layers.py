@@ -12,7 +12,7 @@ from torch import nn
 
 from ._validation import ConfigError, int_triple, one_of
 from .cuboid import pad_amounts, pad_thw
-from .dropout import FastDropout
+from .dropout import FastDropout, random_drop_mask
 from .fast_linear import linear as fast_linear
 from .lean import lean_ffn
 from .upsample_conv import nearest_upsample_conv2d
@@ -70,6 +70,32 @@ def make_dropout(p: float) -> nn.Module:
     return FastDropout(p) if p > 0 else nn.Identity()
 
 
+def linear_dropout(x: torch.Tensor, linear: nn.Linear, dropout: nn.Module) -> torch.Tensor:
+    """``dropout(linear(x))`` in one pass over the output.
+
+    When the dropout is active, its ``1 / (1 - p)`` goes into the weight and bias (small)
+    and the mask is applied in place to the linear's output (which autograd does not keep).
+
+    Examples
+    --------
+    >>> lin, drop = nn.Linear(4, 3), FastDropout(0.5)
+    >>> x = torch.randn(2, 4)
+    >>> _ = torch.manual_seed(0)
+    >>> a = linear_dropout(x, lin, drop)
+    >>> _ = torch.manual_seed(0)
+    >>> b = drop(lin(x))
+    >>> torch.allclose(a, b, atol=1e-6)
+    True
+    """
+    p = getattr(dropout, "p", 0.0)
+    if not (dropout.training and p > 0.0):
+        return dropout(fast_linear(x, linear.weight, linear.bias))
+    scale = 1.0 / (1.0 - p)
+    bias = None if linear.bias is None else linear.bias * scale
+    out = F.linear(x, linear.weight * scale, bias)
+    return out.masked_fill_(random_drop_mask(out.shape, p, device=out.device), 0.0)
+
+
 class PositionwiseFFN(nn.Module):
     """Pre-norm FFN with its own residual: ``x + drop(ffn_2(drop(act(ffn_1(norm(x))))))``.
 
@@ -110,7 +136,8 @@ class PositionwiseFFN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._lean_path():
             p = getattr(self.activation_dropout_layer, "p", 0.0)
-            return x + self.dropout_layer(lean_ffn(x, self.layer_norm, self.ffn_1, self.ffn_2, p))
+            p_out = getattr(self.dropout_layer, "p", 0.0)
+            return x + lean_ffn(x, self.layer_norm, self.ffn_1, self.ffn_2, p, p_out)
         h = self.layer_norm(x) if self.pre_norm else x
         if self.gated_proj:
             h = self.activation(self.ffn_1_gate(h)) * self.ffn_1(h)

@@ -33,37 +33,51 @@ __all__ = ["lean_ffn", "norm_linear"]
 
 
 class LeanFFNFunction(torch.autograd.Function):
-    """``ffn_2(drop(gelu(ffn_1(layer_norm(x)))))`` on "n c" rows, saving little for backward."""
+    """``drop_out(ffn_2(drop_act(gelu(ffn_1(layer_norm(x))))))`` on "n c" rows, saving little.
+
+    Both dropouts are fused in. The activation dropout is applied to the GELU *input*
+    (``gelu(0) = 0``, so the activations are the same), which leaves the saved hidden tensor
+    already masked: backward recomputes the activations without masking them again. The
+    ``1 / (1 - p)`` rescalings are folded into ``ffn_2``'s weight and bias, and the output
+    dropout masks ``ffn_2``'s output in place.
+    """
 
     @staticmethod
-    def forward(ctx, x, ln_weight, ln_bias, w1, b1, w2, b2, eps: float, p: float):  # noqa: D102
+    def forward(ctx, x, ln_weight, ln_bias, w1, b1, w2, b2, eps: float, p: float,  # noqa: D102
+                p_out: float = 0.0):
         normed, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
         hidden = linear(normed, w1, b1, need_grad=False)
         del normed
+        drop = _no_mask(x)
+        if p > 0.0:
+            drop = random_drop_mask(hidden.shape, p, device=hidden.device)
+            hidden.masked_fill_(drop, 0.0)
         act = F.gelu(hidden)
-        drop = None
-        if p > 0.0:  # the 1 / (1 - p) of the kept activations goes into the (small) weight
-            drop = random_drop_mask(act.shape, p, device=act.device)
-            act.masked_fill_(drop, 0.0)
-        out = linear(act, _scaled(w2, p), b2, need_grad=False)
-        ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden,
-                              drop if drop is not None else torch.empty(0, dtype=torch.bool))
-        ctx.eps, ctx.p = eps, p
+        out = linear(act, _scaled(w2, p, p_out), _scaled(b2, 0.0, p_out), need_grad=False)
+        del act
+        drop_out = _no_mask(x)
+        if p_out > 0.0:
+            drop_out = random_drop_mask(out.shape, p_out, device=out.device)
+            out.masked_fill_(drop_out, 0.0)
+        ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop, drop_out)
+        ctx.eps, ctx.p, ctx.p_out = eps, p, p_out
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop = ctx.saved_tensors
-        p = ctx.p
-        act = F.gelu(hidden)
-        if p > 0.0:
-            act.masked_fill_(drop, 0.0)
+        x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop, drop_out = ctx.saved_tensors
+        p, p_out = ctx.p, ctx.p_out
+        if p_out > 0.0:  # grad_out may be shared with the residual branch: not in place
+            grad_out = grad_out.masked_fill(drop_out, 0.0)
+        act = F.gelu(hidden)  # hidden is saved masked: so is act
         grad_w2 = grad_out.t().mm(act)
-        if p > 0.0:
-            grad_w2.mul_(1.0 / (1.0 - p))
+        if p > 0.0 or p_out > 0.0:
+            grad_w2.mul_(_scale(p) * _scale(p_out))
         grad_b2 = grad_out.sum(0)
+        if p_out > 0.0:
+            grad_b2.mul_(_scale(p_out))
         del act
-        grad_act = linear(grad_out, _scaled(w2, p).t().contiguous(), need_grad=False)
+        grad_act = linear(grad_out, _scaled(w2, p, p_out).t().contiguous(), need_grad=False)
         if p > 0.0:
             grad_act.masked_fill_(drop, 0.0)
         grad_hidden = torch.ops.aten.gelu_backward(grad_act, hidden)
@@ -78,17 +92,28 @@ class LeanFFNFunction(torch.autograd.Function):
         grad_x, grad_ln_w, grad_ln_b = torch.ops.aten.native_layer_norm_backward(
             grad_normed, x, (x.shape[-1],), mean, rstd, ln_weight, ln_bias,
             [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
-        return grad_x, grad_ln_w, grad_ln_b, grad_w1, grad_b1, grad_w2, grad_b2, None, None
+        return grad_x, grad_ln_w, grad_ln_b, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None
 
 
-def _scaled(weight: torch.Tensor, p: float) -> torch.Tensor:
-    """``weight / (1 - p)``: dropout's rescaling, applied to the weight after the mask."""
-    return weight if p == 0.0 else weight * (1.0 / (1.0 - p))
+def _no_mask(like: torch.Tensor) -> torch.Tensor:
+    return torch.empty(0, dtype=torch.bool, device=like.device)
+
+
+def _scale(p: float) -> float:
+    return 1.0 / (1.0 - p)
+
+
+def _scaled(t: torch.Tensor | None, p: float, p_out: float = 0.0) -> torch.Tensor | None:
+    """``t / ((1 - p)(1 - p_out))``: dropout's rescalings, applied to a (small) parameter."""
+    if t is None or (p == 0.0 and p_out == 0.0):
+        return t
+    return t * (_scale(p) * _scale(p_out))
 
 
 def lean_ffn(x: torch.Tensor, norm: torch.nn.LayerNorm, ffn_1: torch.nn.Linear, ffn_2: torch.nn.Linear,
-             p: float) -> torch.Tensor:
-    """``ffn_2(dropout_p(gelu(ffn_1(norm(x)))))`` for "... c" input, through :class:`LeanFFNFunction`.
+             p: float, p_out: float = 0.0) -> torch.Tensor:
+    """``dropout_p_out(ffn_2(dropout_p(gelu(ffn_1(norm(x))))))`` for "... c" input, through
+    :class:`LeanFFNFunction`.
 
     Examples
     --------
@@ -100,7 +125,7 @@ def lean_ffn(x: torch.Tensor, norm: torch.nn.LayerNorm, ffn_1: torch.nn.Linear, 
     """
     rows = x.reshape(-1, x.shape[-1])
     out = LeanFFNFunction.apply(rows, norm.weight, norm.bias, ffn_1.weight, ffn_1.bias, ffn_2.weight,
-                                ffn_2.bias, norm.eps, p)
+                                ffn_2.bias, norm.eps, p, p_out)
     return out.view(*x.shape[:-1], out.shape[-1])
 
 

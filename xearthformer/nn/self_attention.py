@@ -33,7 +33,7 @@ from .cuboid import (
     self_attention_mask,
     unpad_thw,
 )
-from .layers import PADDINGS, make_dropout, make_norm
+from .layers import PADDINGS, linear_dropout, make_dropout, make_norm
 from .fast_linear import linear as fast_linear
 from .lean import lean_path_ok, norm_linear
 
@@ -195,7 +195,7 @@ class CuboidSelfAttentionLayer(nn.Module):
             out = torch.roll(out, shifts=shift, dims=(1, 2, 3))
         out = unpad_thw(out, pads, self.padding_type)
         if self.use_final_proj:
-            out = self.proj_drop(fast_linear(out, self.proj.weight, self.proj.bias))
+            out = linear_dropout(out, self.proj, self.proj_drop)
             if new_global is not None:
                 new_global = self.proj_drop(self.global_proj(new_global))
         if self.use_global_vector:
@@ -256,7 +256,7 @@ class CuboidSelfAttentionLayer(nn.Module):
         part = cuboid_attention(q, k, v, batch=b, attn_mask=tail_mask, scale=self.scale, dropout_p=dropout_p)
         out[:, t_full:] = rearrange(part[None], glue, k=1, b=b, bt=r, bh=bh, bw=bw, nt=1, nh=h // bh, nw=w // bw)
         if self.use_final_proj:
-            out = self.proj_drop(fast_linear(out, self.proj.weight, self.proj.bias))
+            out = linear_dropout(out, self.proj, self.proj_drop)
         return out
 
     def _attend_with_globals(self, q, k, v, parts, g, cut, cuboid, shift, rel_bias, mask, pads, padded,
