@@ -6,9 +6,9 @@ many tokens (tens of thousands of rows, 64-256 columns) oneDNN's ``_linear_point
 fuses the exact GELU of the feed-forward block for free. Outputs agree with ``F.linear`` to
 float32 rounding (the GELU-fused form matched bit for bit in our checks).
 
-Used only where it is safe: CPU, float32, no autograd (``torch.no_grad`` / inference mode, or
-inside our own autograd functions), no autocast, and when the op exists in this torch build.
-Everything else takes ``F.linear``.
+Used only where it is safe: CPU, float32, no autocast, and when the op exists in this torch
+build; in training through a small autograd function whose backward products are oneDNN
+ones as well (BLAS ``mm`` took 1.2-2.3x longer for them). Everything else takes ``F.linear``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["linear", "onednn_available"]
+__all__ = ["linear", "onednn_available", "weight_grad"]
 
 
 def onednn_available() -> bool:
@@ -30,20 +30,61 @@ def onednn_available() -> bool:
 _ONEDNN = onednn_available()
 
 
-def _eligible(x: torch.Tensor, weight: torch.Tensor, need_grad: bool) -> bool:
+def _eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and x.numel() > 0
-            and not (need_grad and torch.is_grad_enabled()
-                     and (x.requires_grad or weight.requires_grad))
             and not torch.is_autocast_enabled("cpu"))
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str = "none"):
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, activation, [],
+                                              "none" if activation == "gelu" else "")
+
+
+def weight_grad(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``grad_out.T @ x`` for "n o" and "n i" rows: the weight gradient of a linear layer.
+
+    On oneDNN when eligible (the transposes go in as strided views, no copies); this ran
+    1.2-1.4x faster than the BLAS ``mm`` on this project's CPUs.
+
+    Examples
+    --------
+    >>> g, x = torch.randn(50, 3), torch.randn(50, 4)
+    >>> torch.allclose(weight_grad(g, x), g.t() @ x, atol=1e-5)
+    True
+    """
+    if _eligible(x, grad_out) and grad_out.dtype == torch.float32:
+        return _pointwise(grad_out.t(), x.t(), None)
+    return grad_out.t().mm(x)
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """``F.linear`` with oneDNN forward and backward products (CPU float32 training)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):  # noqa: D102
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return _pointwise(x, weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: D102
+        x, weight = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
+        grad_x = _pointwise(grad_out, weight.t().contiguous(), None) if ctx.needs_input_grad[0] else None
+        grad_w = weight_grad(grad_out, x) if ctx.needs_input_grad[1] else None
+        grad_b = grad_out.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
            activation: str = "none", need_grad: bool = True) -> torch.Tensor:
     """``F.linear`` (optionally followed by exact ``"gelu"``), on oneDNN when eligible.
 
-    ``need_grad=False`` is for callers that write their own backward (the lean autograd
-    functions), so the autograd state of ``x`` does not matter.
+    With autograd recording (training) the plain product goes through an autograd function
+    whose backward products are oneDNN ones too. ``need_grad=False`` is for callers that
+    write their own backward (the lean autograd functions), so the autograd state of ``x``
+    does not matter.
 
     Examples
     --------
@@ -54,11 +95,16 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """
     if activation not in ("none", "gelu"):
         raise ValueError(f"activation must be 'none' or 'gelu', got {activation!r}")
-    if not _eligible(x, weight, need_grad):
+    recording = need_grad and torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad))
+    if not _eligible(x, weight) or (recording and activation != "none"):
         out = F.linear(x, weight, bias)
         return F.gelu(out) if activation == "gelu" else out
     rows = x.reshape(-1, x.shape[-1])
     if not rows.is_contiguous():
         rows = rows.contiguous()
-    out = torch.ops.mkldnn._linear_pointwise(rows, weight, bias, activation, [], "none" if activation == "gelu" else "")
+    if recording:
+        out = _OneDNNLinear.apply(rows, weight, bias)
+    else:
+        out = _pointwise(rows, weight, bias, activation)
     return out.view(*x.shape[:-1], weight.shape[0])

@@ -92,7 +92,7 @@ def linear_dropout(x: torch.Tensor, linear: nn.Linear, dropout: nn.Module) -> to
         return dropout(fast_linear(x, linear.weight, linear.bias))
     scale = 1.0 / (1.0 - p)
     bias = None if linear.bias is None else linear.bias * scale
-    out = F.linear(x, linear.weight * scale, bias)
+    out = fast_linear(x, linear.weight * scale, bias)
     return out.masked_fill_(random_drop_mask(out.shape, p, device=out.device), 0.0)
 
 

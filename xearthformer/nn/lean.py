@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .dropout import random_drop_mask
-from .fast_linear import linear
+from .fast_linear import linear, weight_grad
 
 __all__ = ["lean_ffn", "norm_linear"]
 
@@ -70,7 +70,7 @@ class LeanFFNFunction(torch.autograd.Function):
         if p_out > 0.0:  # grad_out may be shared with the residual branch: not in place
             grad_out = grad_out.masked_fill(drop_out, 0.0)
         act = F.gelu(hidden)  # hidden is saved masked: so is act
-        grad_w2 = grad_out.t().mm(act)
+        grad_w2 = weight_grad(grad_out, act)
         if p > 0.0 or p_out > 0.0:
             grad_w2.mul_(_scale(p) * _scale(p_out))
         grad_b2 = grad_out.sum(0)
@@ -85,7 +85,7 @@ class LeanFFNFunction(torch.autograd.Function):
         normed = (x - mean) * rstd
         if ln_weight is not None:
             normed = torch.addcmul(ln_bias, normed, ln_weight) if ln_bias is not None else normed * ln_weight
-        grad_w1 = grad_hidden.t().mm(normed)
+        grad_w1 = weight_grad(grad_hidden, normed)
         grad_b1 = grad_hidden.sum(0)
         del normed
         grad_normed = linear(grad_hidden, w1.t().contiguous(), need_grad=False)
@@ -145,7 +145,7 @@ class NormLinearFunction(torch.autograd.Function):
         normed = (x - mean) * rstd
         if ln_weight is not None:
             normed = torch.addcmul(ln_bias, normed, ln_weight) if ln_bias is not None else normed * ln_weight
-        grad_weight = grad_out.t().mm(normed)
+        grad_weight = weight_grad(grad_out, normed)
         del normed
         grad_normed = linear(grad_out, weight.t().contiguous(), need_grad=False)
         grad_x, grad_ln_w, grad_ln_b = torch.ops.aten.native_layer_norm_backward(
