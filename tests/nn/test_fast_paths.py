@@ -145,3 +145,25 @@ def test_zero_tail_is_not_used_where_padding_is_not_plain_zeros() -> None:
         bias = None if layer.qkv.bias is None else layer.qkv.bias
         shift = (1, 0, 0) if "shift_size" in kwargs else (0, 0, 0)
         assert not layer._zero_tail_case((2, 0, 0), shift, bias), kwargs
+
+
+# -- oneDNN linears in training ---------------------------------------------------------------
+@pytest.mark.parametrize("bias", [True, False])
+def test_onednn_linear_gradients_match_f_linear(bias) -> None:
+    from xearthformer.nn.fast_linear import linear, onednn_available, weight_grad
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 50, 16, requires_grad=True)
+    w = torch.randn(24, 16, requires_grad=True)
+    b = torch.randn(24, requires_grad=True) if bias else None
+    out = linear(x, w, b)
+    expected = F.linear(x, w, b)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    if onednn_available():
+        assert out.grad_fn is not None and "OneDNN" in type(out.grad_fn).__name__
+    params = [t for t in (x, w, b) if t is not None]
+    grad = torch.randn(out.shape)
+    for got, ref in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(expected, params, grad)):
+        torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+    g, rows = torch.randn(70, 5), torch.randn(70, 9)
+    torch.testing.assert_close(weight_grad(g, rows), g.t() @ rows, rtol=1e-5, atol=1e-5)
