@@ -167,3 +167,15 @@ def test_onednn_linear_gradients_match_f_linear(bias) -> None:
         torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
     g, rows = torch.randn(70, 5), torch.randn(70, 9)
     torch.testing.assert_close(weight_grad(g, rows), g.t() @ rows, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the fused SDPA path)")
+def test_gpu_attention_applies_dropout_in_the_fused_kernel() -> None:
+    from xearthformer.nn.attention import attention
+
+    q, k, v = (torch.randn(64, 4, 24, 16, device="cuda") for _ in range(3))
+    without = attention(q, k, v, attn_mask=None, scale=0.25)
+    torch.testing.assert_close(without, F.scaled_dot_product_attention(q, k, v, scale=0.25))
+    with_dropout = attention(q, k, v, attn_mask=None, scale=0.25, dropout_p=0.5)
+    assert not torch.allclose(with_dropout, without)

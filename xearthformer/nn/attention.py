@@ -113,7 +113,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_mask: t
         return _DropoutAttention.apply(q, k, v, attn_mask, scale, dropout_p)
     if _small_cpu_case(q, k, v):
         return small_attention(q, k, v, attn_mask=attn_mask, scale=scale)
-    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, scale=scale)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)
 
 
 #: Longest key sequence that :func:`small_attention` handles (longer ones go to SDPA's kernel).
