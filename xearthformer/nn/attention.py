@@ -140,11 +140,22 @@ def pad_keys(k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None, *
     extra = -keys % multiple
     if not extra:
         return k, v, attn_mask
-    k = F.pad(k, (0, 0, 0, extra))
-    v = F.pad(v, (0, 0, 0, extra))
+    if torch.is_grad_enabled() and (k.requires_grad or v.requires_grad):
+        k = F.pad(k, (0, 0, 0, extra))
+        v = F.pad(v, (0, 0, 0, extra))
+    else:  # one copy into a buffer whose padding alone is zeroed (F.pad fills it all first)
+        k, v = _padded_copy(k, keys + extra), _padded_copy(v, keys + extra)
     if attn_mask is None:
         attn_mask = torch.zeros(keys, dtype=k.dtype, device=k.device)
     return k, v, F.pad(attn_mask, (0, extra), value=float("-inf"))
+
+
+def _padded_copy(t: torch.Tensor, length: int) -> torch.Tensor:
+    """``t`` "... s d" copied into a contiguous "... length d" buffer, zeros after ``s``."""
+    out = t.new_empty(*t.shape[:-2], length, t.shape[-1])
+    out[..., : t.shape[-2], :].copy_(t)
+    out[..., t.shape[-2]:, :].zero_()
+    return out
 
 
 def small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_mask: torch.Tensor | None,
