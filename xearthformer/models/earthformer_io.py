@@ -18,10 +18,19 @@ from ..nn._validation import ConfigError
 from ..nn.layers import PatchMerging3D, Upsample3DLayer, conv_norm_act_block
 
 
-def _per_frame(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """Apply a 2-D module to every frame of "b t h w c" (channels-last, no copy in)."""
+def _per_frame(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """Apply a 2-D conv block to every frame of "b t h w c" (channels-last, no copy in).
+
+    A one-channel input is both channels-first and channels-last, and convolutions then
+    answer channels-first, which would make the rest of the block and the patch merge run
+    on the slower layout: convolution outputs are kept channels-last.
+    """
     b = x.shape[0]
-    y = block(rearrange(x, "b t h w c -> (b t) c h w"))
+    y = rearrange(x, "b t h w c -> (b t) c h w")
+    for layer in block:
+        y = layer(y)
+        if isinstance(layer, nn.Conv2d) and not y.is_contiguous(memory_format=torch.channels_last):
+            y = y.contiguous(memory_format=torch.channels_last)
     return rearrange(y, "(b t) c h w -> b t h w c", b=b)
 
 
