@@ -179,3 +179,26 @@ def test_gpu_attention_applies_dropout_in_the_fused_kernel() -> None:
     torch.testing.assert_close(without, F.scaled_dot_product_attention(q, k, v, scale=0.25))
     with_dropout = attention(q, k, v, attn_mask=None, scale=0.25, dropout_p=0.5)
     assert not torch.allclose(with_dropout, without)
+
+
+# -- cutting q, k, v into cuboids: the one-pass backward ---------------------------------------
+@pytest.mark.parametrize("strategy", [("l", "l", "l"), ("d", "l", "d")])
+@pytest.mark.parametrize("cuboid", [(1, 1, 6), (1, 4, 1), (2, 1, 1), (2, 2, 3)])
+def test_cut_stacked_equals_rearrange_forward_and_backward(strategy, cuboid) -> None:
+    from einops import rearrange
+
+    from xearthformer.nn.cuboid import cut_stacked, reorder_pattern
+
+    x = torch.randn(2, 4, 4, 6, 3 * 2 * 5, dtype=torch.float64, requires_grad=True)
+    pattern = reorder_pattern(strategy, True)
+    axes = dict(k=3, heads=2, bt=cuboid[0], bh=cuboid[1], bw=cuboid[2])
+    fast = cut_stacked(x, pattern, **axes)
+    plain = tuple(rearrange(x, pattern, **axes))
+    assert all(torch.equal(a, b) for a, b in zip(fast, plain))
+    grads = [torch.randn_like(t) for t in fast]
+    grads[1] = None if cuboid == (2, 1, 1) else grads[1]  # an unused output
+    used = [(t, g) for t, g in zip(fast, grads) if g is not None]
+    used_plain = [(t, g) for t, g in zip(plain, grads) if g is not None]
+    got = torch.autograd.grad([t for t, _ in used], x, [g for _, g in used])[0]
+    expected = torch.autograd.grad([t for t, _ in used_plain], x, [g for _, g in used_plain])[0]
+    assert torch.equal(got, expected)

@@ -18,7 +18,8 @@ from torch import nn
 
 from ._validation import ConfigError, int_pair, one_of, strategy_triple
 from .attention import additive_mask, cuboid_attention, gather_bias
-from .cuboid import cross_attention_mask, pad_thw, relative_position_index, reorder_pattern, unpad_thw
+from .cuboid import (cross_attention_mask, cut_stacked, pad_thw, relative_position_index, reorder_pattern,
+                     unpad_thw)
 from .fast_linear import linear as fast_linear
 from .layers import PADDINGS, linear_dropout, make_dropout, make_norm
 
@@ -137,7 +138,7 @@ class CuboidCrossAttentionLayer(nn.Module):
         tx_p, tm_p = t_x + pad_t_x, t_mem + pad_t_mem
         cut = reorder_pattern(self.strategy, True)
         x_cuboid = (tx_p // n_t, bh, bw)
-        k, v = rearrange(kv, cut, k=2, heads=heads, bt=tm_p // n_t, bh=bh, bw=bw)
+        k, v = cut_stacked(kv, cut, k=2, heads=heads, bt=tm_p // n_t, bh=bh, bw=bw)
         q_parts = rearrange(q_all, cut, k=2 if sep else 1, heads=heads, bt=x_cuboid[0], bh=bh, bw=bw)
         q = q_parts[0]
         vol_x, vol_mem = q.shape[2], k.shape[2]

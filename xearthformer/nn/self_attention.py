@@ -26,6 +26,7 @@ from ._validation import ConfigError, int_triple, one_of, strategy_triple
 from .attention import additive_mask, attention, cuboid_attention, gather_bias
 from .cuboid import (
     adjust_cuboid_and_shift,
+    cut_stacked,
     pad_amounts,
     pad_thw,
     relative_position_index,
@@ -173,7 +174,7 @@ class CuboidSelfAttentionLayer(nn.Module):
         parts = proj.split(sizes, dim=-1)
         bt, bh, bw = cuboid
         cut = reorder_pattern(self.strategy, True)
-        q, k, v = rearrange(parts[0], cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
+        q, k, v = cut_stacked(parts[0], cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
         volume = bt * bh * bw
 
         rel_bias = (gather_bias(self.relative_position_bias_table, self.relative_position_index, volume, volume)
@@ -235,15 +236,15 @@ class CuboidSelfAttentionLayer(nn.Module):
                     if self.use_relative_pos else None)
         out = proj.new_empty(b, t, h, w, self.dim)
         if t_full:
-            q, k, v = rearrange(proj[:, :t_full, ..., :3 * self.dim], cut, k=3, heads=self.num_heads,
-                                bt=bt, bh=bh, bw=bw)
+            q, k, v = cut_stacked(proj[:, :t_full, ..., :3 * self.dim], cut, k=3, heads=self.num_heads,
+                                  bt=bt, bh=bh, bw=bw)
             attn_mask = additive_mask(rel_bias, None, q.dtype, q.device)
             part = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale, dropout_p=dropout_p)
             out[:, :t_full] = rearrange(part[None], glue, k=1, b=b, bt=bt, bh=bh, bw=bw, nt=t_full // bt,
                                         nh=h // bh, nw=w // bw)
         r = t - t_full
-        q, k, v = rearrange(proj[:, t_full:, ..., :3 * self.dim], cut, k=3, heads=self.num_heads,
-                            bt=r, bh=bh, bw=bw)
+        q, k, v = cut_stacked(proj[:, t_full:, ..., :3 * self.dim], cut, k=3, heads=self.num_heads,
+                              bt=r, bh=bh, bw=bw)
         k = torch.nn.functional.pad(k, (0, 0, 0, 1))  # the folded padded key: k = v = 0
         v = torch.nn.functional.pad(v, (0, 0, 0, 1))
         if rel_bias is None:
