@@ -266,7 +266,9 @@ def test_storms_one_event_and_many(vil, toy) -> None:
     assert many.dims == ("event", "init", "lead", "y", "x")
     xr.testing.assert_identical(many["event"], vil["event"])
     assert "event_time" in many.coords
-    xr.testing.assert_allclose(many.isel(event=0).drop_attrs(), one.drop_attrs(), atol=1e-4)
+    # the same forecast, batched or not, to float32 rounding (oneDNN's channels-last convolutions
+    # block their work by batch size): 1e-3 on the 0..255 scale is 4e-6 of the range
+    xr.testing.assert_allclose(many.isel(event=0).drop_attrs(), one.drop_attrs(), rtol=1e-5, atol=1e-3)
 
 
 def test_image_grid_with_coordinates(vil, tmp_path) -> None:
