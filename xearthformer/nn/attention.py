@@ -45,7 +45,7 @@ class _DropoutAttention(torch.autograd.Function):
     ``scaled_dot_product_attention`` with ``dropout_p > 0`` has no fused CPU kernel: its
     maths fallback draws a float Bernoulli tensor and keeps the scores, the probabilities,
     the dropped probabilities and the float mask alive for backward. Here the forward keeps
-    only q, k, v, the row log-sum-exp and a ``bool`` drop-mask (drawn with
+    only q, k, v and a ``bool`` drop-mask (drawn with
     :func:`~xearthformer.nn.dropout.random_drop_mask`); the backward, written out,
     recomputes the probabilities from them (as flash attention does).
     Same maths as ``softmax(q k^T * scale + mask) * keep / (1 - p) @ v``.
@@ -53,25 +53,24 @@ class _DropoutAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, q, k, v, attn_mask, scale: float, p: float):  # noqa: D102
-        probs, lse = _probabilities(q, k, attn_mask, scale)
+        probs = _probabilities(q, k, attn_mask, scale)
         drop = random_drop_mask(probs.shape, p, device=probs.device)
         out = torch.matmul(probs.masked_fill_(drop, 0.0), v).mul_(1.0 / (1.0 - p))
         del probs
-        ctx.save_for_backward(q, k, v, attn_mask, lse, drop)
+        ctx.save_for_backward(q, k, v, attn_mask, drop)
         ctx.scale, ctx.p = scale, p
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        q, k, v, attn_mask, lse, drop = ctx.saved_tensors
+        q, k, v, attn_mask, drop = ctx.saved_tensors
         c = 1.0 / (1.0 - ctx.p)
-        probs, _ = _probabilities(q, k, attn_mask, ctx.scale, lse=lse)
+        probs = _probabilities(q, k, attn_mask, ctx.scale)  # recomputed, as flash attention does
         grad_v = torch.matmul(probs.masked_fill(drop, 0.0).transpose(-2, -1), grad_out).mul_(c)
         grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)).masked_fill_(drop, 0.0).mul_(c)
-        # softmax backward: dS = P * (dP - sum(dP * P))
-        row = (grad_probs * probs).sum(dim=-1, keepdim=True)
-        grad_scores = grad_probs.sub_(row).mul_(probs)
-        del probs
+        # softmax backward, fused: dS = P * (dP - sum(dP * P))
+        grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+        del probs, grad_probs
         grad_mask = None
         if attn_mask is not None and ctx.needs_input_grad[3]:
             grad_mask = _sum_to_shape(grad_scores, attn_mask.shape)
@@ -80,14 +79,12 @@ class _DropoutAttention(torch.autograd.Function):
         return grad_q, grad_k, grad_v, grad_mask, None, None
 
 
-def _probabilities(q, k, attn_mask, scale: float, lse: torch.Tensor | None = None):
-    """Softmax probabilities and their log-sum-exp; with ``lse`` given, recomputed from it."""
+def _probabilities(q, k, attn_mask, scale: float) -> torch.Tensor:
+    """``softmax(q k^T * scale + attn_mask)`` over the keys (one fused softmax pass)."""
     scores = torch.matmul(q, k.transpose(-2, -1)).mul_(scale)
     if attn_mask is not None:
         scores.add_(attn_mask)
-    if lse is None:
-        lse = torch.logsumexp(scores, dim=-1, keepdim=True)
-    return scores.sub_(lse).exp_(), lse
+    return torch.softmax(scores, dim=-1)
 
 
 def _sum_to_shape(t: torch.Tensor, shape: torch.Size) -> torch.Tensor:
