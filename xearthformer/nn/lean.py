@@ -82,9 +82,7 @@ class LeanFFNFunction(torch.autograd.Function):
             grad_act.masked_fill_(drop, 0.0)
         grad_hidden = torch.ops.aten.gelu_backward(grad_act, hidden)
         del grad_act
-        normed = (x - mean) * rstd
-        if ln_weight is not None:
-            normed = torch.addcmul(ln_bias, normed, ln_weight) if ln_bias is not None else normed * ln_weight
+        normed = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, ctx.eps)[0]  # as forward
         grad_w1 = weight_grad(grad_hidden, normed)
         grad_b1 = grad_hidden.sum(0)
         del normed
@@ -137,14 +135,13 @@ class NormLinearFunction(torch.autograd.Function):
         normed, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
         out = linear(normed, weight, need_grad=False)
         ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, weight)
+        ctx.eps = eps
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
         x, mean, rstd, ln_weight, ln_bias, weight = ctx.saved_tensors
-        normed = (x - mean) * rstd
-        if ln_weight is not None:
-            normed = torch.addcmul(ln_bias, normed, ln_weight) if ln_bias is not None else normed * ln_weight
+        normed = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, ctx.eps)[0]  # as forward
         grad_weight = weight_grad(grad_out, normed)
         del normed
         grad_normed = linear(grad_out, weight.t().contiguous(), need_grad=False)
