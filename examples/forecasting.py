@@ -38,7 +38,7 @@ def save(fig, name):
 # ## The model
 # `earthformer-demo-enso` is a small Earthformer shipped inside the package (12 months of
 # context -> 14 months ahead on the ICAR-ENSO 5-degree grid), trained on the synthetic data
-# by a script of the repository. `xearthformer.list_models()` lists every model the zoo
+# with `xearthformer.fit` by a script of the repository (`scripts/train_demo_models.py`). `xearthformer.list_models()` lists every model the zoo
 # knows; `model=` also takes a model directory written by `xearthformer.fit`.
 
 # %%

@@ -20,9 +20,10 @@ SCRIPT = textwrap.dedent('''
     sys.path.insert(0, {tests!r})
     from helpers import TINY, radar_events
     from xearthformer import fit
+    options = dict(loss="balanced", augment="flip_rotate") if sys.argv[2] == "augmented" else {{}}
     fit(dict(TINY), radar_events(n_events=3), valid=radar_events(n_events=2, seed=1, prefix="V"),
         in_len=3, out_len=2, steps=8, batch_size=4, valid_every=4, seed=1, progress=False,
-        out_dir=sys.argv[1])
+        out_dir=sys.argv[1], **options)
 ''')
 
 
@@ -36,14 +37,17 @@ def _run(args: list[str], tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_match_one_process(tmp_path):
+@pytest.mark.parametrize("variant", ["plain", "augmented"])
+def test_two_gloo_processes_match_one_process(tmp_path, variant):
+    """Also with the balanced loss and flips/turns: each window's transform depends on its
+    position in the global batch, not on the rank that computes it."""
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available")
     script = tmp_path / "train.py"
     script.write_text(SCRIPT.format(tests=str(Path(__file__).parent)))
-    _run([str(script), str(tmp_path / "one")], tmp_path)
+    _run([str(script), str(tmp_path / "one"), variant], tmp_path)
     _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
-          str(tmp_path / "two")], tmp_path)
+          str(tmp_path / "two"), variant], tmp_path)
     one, w1 = load_model_dir(tmp_path / "one")
     two, w2 = load_model_dir(tmp_path / "two")
     assert two.training["world_size"] == 2 and one.training["world_size"] == 1
@@ -58,3 +62,6 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     s1, s2 = one.training["scores"]["model"], two.training["scores"]["model"]
     assert s2["csi_m"] == pytest.approx(s1["csi_m"], abs=1e-4)
     assert not (tmp_path / "two.work").exists()
+    if variant == "augmented":
+        assert two.training["loss"] == one.training["loss"] == "balanced"
+        assert two.training["augment"] == "flip_rotate"

@@ -25,6 +25,7 @@ TRAINING_KEYS = {
     "clip_grad_norm", "valid_every", "early_stopping_patience", "stopped_early", "seed",
     "device", "precision", "world_size", "memory_per_batch_bytes", "loss_curve",
     "loss_summary", "monitor", "validation", "best_step", "scores", "seconds", "notes",
+    "trainer", "loss", "augment",
 }
 
 
@@ -117,10 +118,18 @@ def _weights(path):
     return load_model_dir(path)[1]
 
 
-def test_resume_gives_the_uninterrupted_weights(tmp_path):
+@pytest.mark.parametrize("options", [
+    dict(),
+    # radar: the intensity-weighted loss and random flips/turns (their draws must resume too)
+    dict(loss="balanced", augment="flip_rotate"),
+], ids=["plain", "augmented-balanced"])
+def test_resume_gives_the_uninterrupted_weights(tmp_path, options):
     kwargs = {**TINY, "ffn_drop": 0.2, "attn_drop": 0.1}  # dropout: the RNG state matters
-    data = monthly_sst()
-    common = dict(in_len=4, out_len=3, steps=7, checkpoint_every=2, seed=3, **FAST)
+    if options:
+        data, lengths = radar_events(n_events=3), dict(in_len=3, out_len=2)
+    else:
+        data, lengths = monthly_sst(), dict(in_len=4, out_len=3)
+    common = dict(**lengths, steps=7, checkpoint_every=2, seed=3, **options, **FAST)
     whole = fit(dict(kwargs), data, out_dir=tmp_path / "whole", **common)
 
     class Interrupt(Exception):
@@ -143,6 +152,8 @@ def test_resume_gives_the_uninterrupted_weights(tmp_path):
     curve_a = load_model_dir(whole)[0].training["loss_curve"]
     curve_b = load_model_dir(resumed)[0].training["loss_curve"]
     assert curve_a == curve_b
+    if options:
+        assert load_model_dir(resumed)[0].training["augment"] == "flip_rotate"
 
 
 def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):

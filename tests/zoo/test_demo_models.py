@@ -1,9 +1,10 @@
 """The embedded demo Earthformers: they load, and they beat persistence on held-out data.
 
 The held-out data are the default tutorial datasets (seed 0), which the training script
-(``scripts/train_demo_models.py``) never sees (it trains on seed 1 and selects on seed 2).
+(``scripts/train_demo_models.py``, which trains with :func:`xearthformer.fit`) never sees (it
+trains on seed 1 and selects on seed 2).
 The scores are computed here with the package's metrics (:func:`xearthformer.metrics.enso_skill`,
-:func:`xearthformer.metrics.csi_m`), independently of the script's own numpy scoring.
+:func:`xearthformer.metrics.csi_m`), independently of the script's evaluation.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from xearthformer.zoo.model_dir import load_model_dir
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "xearthformer" / "zoo" / "demo"
 NAMES = ("earthformer-demo-enso", "earthformer-demo-storms")
+#: how each demo model was trained by fit: (loss, augmentation)
+FIT_OPTIONS = {"earthformer-demo-enso": ("mse", None),
+               "earthformer-demo-storms": ("balanced", "flip_rotate")}
 
 
 def _load(name: str) -> tuple:
@@ -56,6 +60,20 @@ def test_demo_model_loads_strictly(name: str) -> None:
     assert size < 5e6, f"{name} is {size / 1e6:.1f} MB; demo models must stay a few MB"
     out = model(torch.zeros(1, c.in_len, *c.grid_shape, 1))
     assert out.shape == (1, c.out_len, *c.grid_shape, 1) and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_demo_model_was_trained_by_fit(name: str) -> None:
+    card, _ = load_model_dir(DEMO / name)
+    t = card.training
+    assert t["trainer"] == "xearthformer.fit"
+    assert t["script"] == "scripts/train_demo_models.py"  # the full run, not --quick
+    assert (t["loss"], t["augment"]) == FIT_OPTIONS[name]
+    assert {"loss_curve", "validation", "best_step", "scores", "monitor"} <= set(t)
+    assert t["steps_done"] == t["steps"] and t["world_size"] == 1 and t["device"] == "cpu"
+    assert t["train_seconds"] < 3600, "each demo model must train in well under an hour"
+    report = (DEMO / name / "report.md").read_text()
+    assert "xearthformer.fit" in report and "persistence" in report
 
 
 @pytest.mark.slow
@@ -120,4 +138,6 @@ def test_training_script_quick_run(tmp_path: Path) -> None:
         model = Earthformer.from_official_kwargs(card.official_kwargs)
         model.load_state_dict(weights, strict=True)
         assert set(card.training["held_out"]) == {"model", "persistence", "metric"}
+        assert card.training["trainer"] == "xearthformer.fit" and card.demo
+        assert (card.training["loss"], card.training["augment"]) == FIT_OPTIONS[name]
         assert (tmp_path / name / "report.md").read_text().startswith(f"# {name}")

@@ -73,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"  wrote {args.output}: sst forecast {dict(fc.sizes)}")
     print(f"  rollout: {fc.attrs['rollout']}")
     print(summary(fc, sst))
-    skill = card.training.get("scores") if isinstance(card.training, dict) else None
-    if skill:
-        print(f"  held-out skill recorded with the model: {skill}")
+    training = card.training if isinstance(card.training, dict) else {}
+    held = training.get("held_out")  # demo models: scored on data never used in training
+    if held:
+        print(f"  held-out skill recorded with the model: {held['metric']} "
+              f"{held['model']:.3f} (persistence {held['persistence']:.3f})")
+    elif training.get("scores"):
+        print(f"  validation skill recorded with the model: {training['scores']}")
     sys.stdout.flush()
     return 0

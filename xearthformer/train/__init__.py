@@ -3,7 +3,9 @@
 Modules: ``windows`` (lazy windowed samples and the seeded sampler), ``prepare`` (the input
 contract from the training split), ``schedule`` (warm-up + cosine), ``memory`` (memory per
 batch), ``scores`` (validation against persistence), ``checkpoint`` (resumable state),
-``loop`` (the optimisation loop), ``ddp`` (DistributedDataParallel), ``report`` and ``fit``.
+``loop`` (the optimisation loop), ``losses`` (the training losses: MSE, MAE, the balanced radar
+loss, ocean-only with a land mask), ``augment`` (flips and quarter turns of radar windows),
+``ddp`` (DistributedDataParallel), ``report`` and ``fit``.
 """
 
 from .errors import (

@@ -20,9 +20,11 @@ import xarray as xr
 from ..models import Earthformer
 from ..zoo.model_dir import ModelCard, ModelDirError, save_model_dir
 from . import ddp
+from .augment import AUGMENTS, augment_batch, flip_rotate
 from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, work_dir
 from .errors import PrecisionError, TrainingError
 from .loop import LoopSettings, LoopState, run_loop
+from .losses import LOSSES, loss_name, make_loss
 from .memory import available_memory, check_memory, estimate_batch_memory
 from .model_source import fit_shapes, resolve_model
 from .prepare import prepare_training_data, prepare_validation_data, select_variable
@@ -34,11 +36,20 @@ from .windows import StepBatches, WindowDataset, WindowSampler
 __all__ = ["fit"]
 
 Precision = Literal["fp32", "bf16", "fp16"]
+LossName = Literal["mse", "mae", "mse+mae", "balanced"]
 
 
 def _check_args(in_len: int, out_len: int, steps: int | None, epochs: float | None,
-                batch_size: int, precision: str, world_size: int) -> None:
+                batch_size: int, precision: str, world_size: int, loss: Any = "mse",
+                augment: Any = None) -> None:
     problems = []
+    if not (callable(loss) or (isinstance(loss, str) and loss in LOSSES)):
+        problems.append(f"loss={loss!r} must be one of {', '.join(map(repr, LOSSES))} or a "
+                        "callable loss(pred, target) -> scalar tensor")
+    if not (augment is None or callable(augment)
+            or (isinstance(augment, str) and augment in AUGMENTS)):
+        problems.append(f"augment={augment!r} must be None, {', '.join(map(repr, AUGMENTS))} "
+                        "or a callable augment(x, y, generator) -> (x, y)")
     for label, value in (("in_len", in_len), ("out_len", out_len), ("batch_size", batch_size)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             problems.append(f"{label}={value!r} must be a positive integer")
@@ -116,6 +127,9 @@ def fit(
     warmup_fraction: float = 0.2,
     min_lr_ratio: float = 1e-3,
     clip_grad_norm: float | None = 1.0,
+    loss: LossName | Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = "mse",
+    augment: Literal["flip_rotate"] | Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    | None = None,
     valid_every: int | None = None,
     early_stopping_patience: int | None = None,
     max_valid_windows: int | None = 256,
@@ -171,6 +185,22 @@ def fit(
         decay to ``lr * min_lr_ratio``.
     clip_grad_norm : float or None
         Gradient-norm clipping (None: off).
+    loss : {"mse", "mae", "mse+mae", "balanced"} or callable
+        The training loss, in the model's (normalised) scale (:mod:`xearthformer.train.losses`):
+        mean squared error (default), mean absolute error, their sum, or ``"balanced"``, the
+        intensity-weighted MSE + MAE of radar nowcasting (Shi et al. 2017; weights 1, 2, 5,
+        10, 20 where the target's VIL on the 0..255 scale is below 16, >= 16, 74, 133, 181;
+        radar data only). Or a callable ``loss(pred, target) -> scalar tensor`` on
+        ``"b t h w c"`` tensors. With a land mask the built-in losses average over ocean
+        cells only; a callable gets predictions equal to the target on land (no error there).
+    augment : {None, "flip_rotate"} or callable
+        Augmentation of the training windows (:mod:`xearthformer.train.augment`):
+        ``"flip_rotate"`` turns each window by a random multiple of 90 degrees and flips it at
+        random, context and target alike (square ``y``/``x`` grids only, e.g. radar; refused
+        on lat/lon grids). Or a callable ``augment(x, y, generator) -> (x, y)`` called per
+        window on its ``"t h w c"`` context and target with a ``torch.Generator`` seeded by
+        ``(seed, step, position in the global batch)``, so that resuming and DDP give the
+        one-process result.
     valid_every : int, optional
         Validate every this many steps (default: 10 times per run) and at the end.
     early_stopping_patience : int, optional
@@ -236,7 +266,8 @@ def fit(
         device).startswith("cuda") else "cpu"
     info = ddp.setup(device_type)
     try:
-        _check_args(in_len, out_len, steps, epochs, batch_size, precision, info.world_size)
+        _check_args(in_len, out_len, steps, epochs, batch_size, precision, info.world_size,
+                    loss, augment)
         dev = _device(device, info)
         autocast = _autocast(precision, dev)
         out = Path(out_dir)
@@ -253,7 +284,7 @@ def fit(
 def _fit(*, model: Any, train: Any, valid: Any, var: str | None, in_len: int, out_len: int,
          steps: int | None, epochs: float | None, batch_size: int, lr: float,
          weight_decay: float, warmup_fraction: float, min_lr_ratio: float,
-         clip_grad_norm: float | None, valid_every: int | None,
+         clip_grad_norm: float | None, loss: Any, augment: Any, valid_every: int | None,
          early_stopping_patience: int | None, max_valid_windows: int | None,
          checkpoint_every: int | None, name: str | None, overwrite: bool, resume: bool,
          seed: int, device: torch.device, precision: str, num_workers: int, units: str | None,
@@ -279,6 +310,10 @@ def _fit(*, model: Any, train: Any, valid: Any, var: str | None, in_len: int, ou
     valid_every = int(valid_every or max(1, total // 10))
     checkpoint_every = int(checkpoint_every or valid_every)
     kind = score_kind(contract)
+    _check_loss_and_augment(loss, augment, kind, prepared)
+    loss_fn = make_loss(loss, land_mask=contract.land_mask, offset=contract.offset,
+                        scale=contract.scale)
+    augment_fn = flip_rotate if augment == "flip_rotate" else augment
     work = work_dir(out)
     settings_id = fingerprint({
         "kwargs": kwargs, "contract": contract.to_json(), "source": base.source,
@@ -286,6 +321,7 @@ def _fit(*, model: Any, train: Any, valid: Any, var: str | None, in_len: int, ou
         "steps": total, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
         "warmup_fraction": warmup_fraction, "min_lr_ratio": min_lr_ratio,
         "clip_grad_norm": clip_grad_norm, "valid_every": valid_every,
+        "loss": loss_name(loss), "augment": None if augment is None else loss_name(augment),
         "patience": early_stopping_patience, "max_valid_windows": max_valid_windows,
         "seed": seed, "precision": precision, "world_size": info.world_size,
     })
@@ -354,11 +390,19 @@ def _fit(*, model: Any, train: Any, valid: Any, var: str | None, in_len: int, ou
 
             validate_fn = _validate
 
+        augment_step = None
+        if augment_fn is not None:
+            per_rank = batch_size // info.world_size
+
+            def augment_step(x: torch.Tensor, y: torch.Tensor, step: int) -> Any:
+                return augment_batch(augment_fn, x, y, seed=seed, step=step,
+                                     first_position=info.rank * per_rank)
+
         settings = LoopSettings(steps=total, clip_grad_norm=clip_grad_norm,
                                 valid_every=valid_every,
                                 early_stopping_patience=early_stopping_patience,
                                 checkpoint_every=checkpoint_every, progress=progress,
-                                callbacks=callbacks)
+                                callbacks=callbacks, loss=loss_fn, augment=augment_step)
         state = run_loop(model=wrapped, module=net, optimizer=optimizer, scheduler=scheduler,
                          scaler=scaler, batches=batches, validate=validate_fn, kind=kind,
                          state=state, settings=settings, info=info, device=device,
@@ -367,12 +411,14 @@ def _fit(*, model: Any, train: Any, valid: Any, var: str | None, in_len: int, ou
     monitor = MONITORS[kind][0]
     best = next((v for v in state.validation if v["step"] == state.best_step), None)
     training = {
+        "trainer": "xearthformer.fit",
         "started_from": base.source, "fine_tuned": base.fine_tuning,
         "train": prepared.describe(), "valid": valid_prep.describe() if valid_prep else None,
         "in_len": in_len, "out_len": out_len, "steps": total, "steps_done": state.step,
         "epochs": state.step * batch_size / n_windows, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "warmup_fraction": warmup_fraction,
         "min_lr_ratio": min_lr_ratio, "clip_grad_norm": clip_grad_norm,
+        "loss": loss_name(loss), "augment": None if augment is None else loss_name(augment),
         "valid_every": valid_every, "early_stopping_patience": early_stopping_patience,
         "stopped_early": state.stopped_early, "seed": seed, "device": str(device),
         "precision": precision, "world_size": info.world_size,
@@ -397,6 +443,45 @@ def _fit(*, model: Any, train: Any, valid: Any, var: str | None, in_len: int, ou
         _log(info, f"wrote {out}")
     ddp.barrier(info)
     return out
+
+
+def _is_geographic(da: xr.DataArray, dim: Any) -> bool:
+    """Whether a spatial dim is a latitude or longitude (by CF attributes or by name)."""
+    from .._layout import _LAT_NAMES, _LON_NAMES
+
+    attrs = da[dim].attrs if dim in da.coords else {}
+    return (str(attrs.get("standard_name", "")) in ("latitude", "longitude", "grid_latitude",
+                                                    "grid_longitude")
+            or str(attrs.get("units", "")).lower().startswith("degree")
+            or str(dim).lower() in _LAT_NAMES + _LON_NAMES)
+
+
+def _check_loss_and_augment(loss: Any, augment: Any, kind: str, prepared: Any) -> None:
+    """Refuse a loss or an augmentation that does not fit the data."""
+    contract = prepared.contract
+    if isinstance(loss, str) and loss == "balanced" and kind != "radar":
+        raise TrainingError(
+            "loss='balanced' weights the errors by radar intensity (VIL >= 16, 74, 133, 181 on "
+            "the 0..255 scale) and needs radar data: uint8 values 0..255 (or a model whose "
+            f"valid range is 0..255), but these data ({contract.variables[0]!r}, units "
+            f"{contract.units!r}) are not. Use loss='mse', 'mae', 'mse+mae' or a callable."
+        )
+    if isinstance(augment, str) and augment == "flip_rotate":
+        dims = prepared.dims
+        if any(_is_geographic(prepared.data, d) for d in (dims.y, dims.x)):
+            raise TrainingError(
+                f"augment='flip_rotate' turns and mirrors the grid, which suits image-like "
+                f"y/x grids such as radar, but these data are on a latitude/longitude grid "
+                f"({dims.y}, {dims.x}), where a turned field would put the tropics at the poles "
+                "and swap east and west. Use augment=None (or your own callable)."
+            )
+        h, w = contract.grid_shape
+        if h != w:
+            raise TrainingError(
+                f"augment='flip_rotate' needs a square grid (a quarter turn swaps y and x), "
+                f"but the grid is {h} x {w} ({dims.y}, {dims.x}); crop it to a square or use "
+                "augment=None."
+            )
 
 
 def _gather_rng(info: ddp.DistInfo, device: torch.device | None) -> list[torch.Tensor]:

@@ -26,6 +26,11 @@ class LoopSettings:
     checkpoint_every: int
     progress: bool
     callbacks: Sequence[Callable[[int, dict[str, Any]], Any]] = ()
+    #: ``loss(pred, target) -> scalar`` in the model's scale (default: MSE)
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    #: ``augment(x, y, step) -> (x, y)``: this rank's share of the batch of ``step``
+    augment: Callable[[torch.Tensor, torch.Tensor, int],
+                      tuple[torch.Tensor, torch.Tensor]] | None = None
 
 
 @dataclasses.dataclass
@@ -76,15 +81,18 @@ def run_loop(
 ) -> LoopState:
     """Train from ``state.step`` to ``settings.steps`` (or an early stop)."""
     monitor = MONITORS[kind][0]
+    loss_fn = settings.loss if settings.loss is not None else F.mse_loss
     bar = _progress(settings.steps, state.step, settings.progress and info.is_main)
     model.train()
     try:
         for step, (x, y) in zip(range(state.step, settings.steps),
                                 batches(state.step, settings.steps)):
+            if settings.augment is not None:
+                x, y = settings.augment(x, y, step)
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with autocast():
                 pred = model(x)
-            loss = F.mse_loss(pred.float(), y)
+            loss = loss_fn(pred.float(), y)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if settings.clip_grad_norm:

@@ -195,6 +195,12 @@ def _spatial_coords(da: xr.DataArray, dims: Dims) -> dict[str, np.ndarray]:
     return {str(d): np.asarray(da[d].values) for d in (dims.y, dims.x) if d in da.coords}
 
 
+def _near_zero(contract: InputContract) -> bool:
+    """Whether the contract's climatology is a near-zero residual (anomaly training data):
+    its mean is below 0.1 of the scale (forecast's rule, ``xearthformer._preprocess``)."""
+    return abs(float(np.nanmean(contract.climatology))) <= 0.1 * abs(contract.scale)
+
+
 def input_is_anomaly(da: xr.DataArray, climatology: np.ndarray, land: np.ndarray | None) -> bool:
     """Whether ``da``'s mean is closer to 0 than to the climatology's mean (forecast's rule)."""
     keep = ~land if land is not None else np.ones(climatology.shape[1:], bool)
@@ -342,8 +348,11 @@ def prepare_validation_data(
     _nan_outside(da, dims, land, "validation")
     _warn_overlap(train, da, dims)
     prep = dataclasses.replace(train.preprocess)
-    if c.climatology is not None:
+    if c.climatology is not None and not _near_zero(c):
         prep.subtract_climatology = not input_is_anomaly(da, c.climatology, c.land_mask)
+    # else (a near-zero residual climatology of anomaly data): the mean cannot tell anomalies
+    # from absolute values, so the validation split is treated like the training split (and
+    # like forecast does: the residual is removed and added back)
     return PreparedData(da, dims, windows, c, prep, [note] if note else [])
 
 

@@ -35,6 +35,8 @@ def training_report(name: str, training: dict[str, Any]) -> str:
               f"- optimizer: AdamW, lr {training['lr']:g}, weight decay "
               f"{training['weight_decay']:g}, warm-up {training['warmup_fraction']:g} then cosine, "
               f"gradient clipping {training['clip_grad_norm']}",
+              f"- loss: {training.get('loss', 'mse')}; augmentation: "
+              f"{training.get('augment') or 'none'}",
               f"- seed {training['seed']}, device {training['device']}, precision "
               f"{training['precision']}, processes {training['world_size']}",
               f"- time: {training['seconds']:.1f} s"]
