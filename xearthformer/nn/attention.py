@@ -117,7 +117,10 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_mask: t
 
 #: Longest key sequence that :func:`small_attention` handles (longer ones go to SDPA's kernel).
 SMALL_KEYS = 32
-_CHUNK_BYTES = 1 << 20  # score block per matmul: about one core's L2 cache
+# score block per matmul: a few cache-sized blocks per call. Smaller blocks ran a little faster
+# on a quiet machine, but each block costs a handful of small parallel ops, and on a loaded
+# machine every parallel op can wait a scheduler time slice for its second thread.
+_CHUNK_BYTES = 8 << 20
 
 
 def _small_cpu_case(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
@@ -165,7 +168,7 @@ def small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_m
     CPU kernel pays a fixed cost per problem, and BLAS takes a slow path when the number of
     keys is not a multiple of 8 (12 and 14 keys ran about 3x slower than 16 here). This
     pads the keys to a multiple of 8 (the added keys get a score of ``-inf``: weight exactly
-    zero), and runs plain batched matmuls over blocks of problems whose scores fit in cache.
+    zero), and runs plain batched matmuls over a few large blocks of problems.
     Same result as SDPA up to float rounding.
 
     Parameters
@@ -189,7 +192,7 @@ def small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_m
     inner = q.shape[1:-2]  # dims between the chunked one and the sequence ("heads", or "n heads")
     lq, d, e = q.shape[-2], q.shape[-1], v.shape[-1]
     # 3-D views for bmm: no copies (the transposed keys go in as a strided operand)
-    q3 = q.contiguous().view(-1, lq, d)
+    q3 = torch.mul(q, scale, out=q.new_empty(q.shape)).view(-1, lq, d)  # scaled once, contiguous
     k3 = k.contiguous().view(-1, padded, d)
     v3 = v.contiguous().view(-1, padded, e)
     per_lead = max(1, q3.shape[0] // lead)
@@ -199,7 +202,7 @@ def small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_m
     for start in range(0, lead, step):
         stop = min(lead, start + step)
         rows = slice(start * per_lead, stop * per_lead)
-        scores = torch.bmm(q3[rows], k3[rows].transpose(1, 2)).mul_(scale)
+        scores = torch.bmm(q3[rows], k3[rows].transpose(1, 2))
         if attn_mask is not None:
             shaped = scores.view(stop - start, *inner, lq, padded)
             shaped.add_(attn_mask[start:stop] if mask_splits else attn_mask)
