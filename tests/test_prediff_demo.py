@@ -1,14 +1,19 @@
-"""The shipped PreDiff demo model on held-out data (issue 6 §3).
+"""The shipped PreDiff demo models on held-out data (issue 6 §3).
 
-Held-out data: the default tutorial ENSO data (seed 0); the model was trained on seed 1 and
-tuned on seed 2 (``scripts/train_demo_prediff.py``). Everything goes through the public
-``xearthformer.ensemble`` / ``xearthformer.forecast``.
+Held-out data: the default tutorial data (seed 0); the models were trained on seed 1 and
+their knowledge control checked on seed 2 (``scripts/train_demo_prediff.py``). Everything goes
+through the public ``xearthformer.ensemble`` / ``xearthformer.forecast``. The numbers of the
+demo Earthformers are never hard-coded: they are computed here.
+
+Sizes are kept small (few inits, members and DDIM steps) so that each test takes well under a
+minute on a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 import xskillscore as xs
 
@@ -17,11 +22,20 @@ from xearthformer.metrics import spread_skill
 from xearthformer.zoo import list_models
 
 NAMES = {m["name"] for m in list_models()}
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(not {"prediff-demo-enso", "earthformer-demo-enso"} <= NAMES,
-                       reason="the ENSO demo models are not installed"),
-]
+KC = [-2, 0, 2]
+pytestmark = pytest.mark.slow
+needs_enso = pytest.mark.skipif(not {"prediff-demo-enso", "earthformer-demo-enso"} <= NAMES,
+                                reason="the ENSO demo models are not installed")
+needs_storms = pytest.mark.skipif("prediff-demo-storms" not in NAMES,
+                                  reason="the storms PreDiff demo model is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(min(2, before))
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +48,17 @@ def inits(sst: xr.DataArray, n: int) -> np.ndarray:
     return candidates[np.linspace(0, len(candidates) - 1, n).round().astype(int)]
 
 
-def ocean_mean(field: xr.DataArray, dims) -> xr.DataArray:
-    return field.mean(dims, skipna=True)
+def check_control(values: np.ndarray, mu: float, sigma: float, attrs: dict) -> None:
+    """Monotonic in kc_sigma, within 0.5 sigma of each target ``mu + k sigma``."""
+    assert np.all(np.diff(values) > 0), f"not monotonic in kc_sigma: {values}"
+    errors = (values - (mu + np.asarray(KC) * sigma)) / sigma
+    assert np.all(np.abs(errors) <= 0.5), (
+        f"ensemble means {np.round(values, 3)} miss the targets mu + k sigma by "
+        f"{np.round(errors, 2)} sigma (mu {mu:.3f}, sigma {sigma:.3f})")
+    assert np.allclose(attrs["kc_target"], mu + np.asarray(KC) * sigma)
 
 
+@needs_enso
 def test_ensemble_is_calibrated_and_beats_the_deterministic_demo(sst):
     chosen = inits(sst, 8)
     ens = xearthformer.ensemble(sst, n=8, init=chosen, progress=False)
@@ -54,23 +75,37 @@ def test_ensemble_is_calibrated_and_beats_the_deterministic_demo(sst):
     assert 0.5 <= ratio <= 2.0, f"spread-skill ratio {ratio:.2f} outside 0.5-2"
 
 
-def test_knowledge_control_reaches_its_targets(sst):
-    card_alignment = xearthformer.load_model("prediff-demo-enso").card.contract.alignment
-    mu, sigma = card_alignment["mu"], card_alignment["sigma"]
-    sc = xearthformer.ensemble(sst, n=4, kc_sigma=[-2, 0, 2], init=inits(sst, 6), progress=False)
+@needs_enso
+def test_enso_knowledge_control_reaches_its_targets(sst):
+    info = xearthformer.load_model("prediff-demo-enso").card.contract.alignment
+    mu, sigma = info["mu"], info["sigma"]
+    sc = xearthformer.ensemble(sst, n=2, kc_sigma=KC, init=inits(sst, 4), steps=20,
+                               progress=False)
     box = sc.sel(lat=slice(-5, 5), lon=slice(190, 240)).mean(["lat", "lon"])  # unweighted, as trained
-    quantity = box.mean(["lead", "member", "init"])  # Nino3.4 mean anomaly of the window
-    values = quantity.values
-    assert np.all(np.diff(values) > 0), f"not monotonic in kc_sigma: {values}"
-    # the scenarios far from the climatological mean land on their targets; kc_sigma = 0 (the
-    # climatological mean itself) lands about 0.75 sigma high on these inits: a known gap of
-    # the demo's alignment network, recorded in the issue notes (not asserted away here)
-    for k, value in zip([-2, 2], values[[0, 2]]):
-        target = mu + k * sigma
-        assert abs(value - target) <= 0.5 * sigma, f"kc_sigma={k}: mean {value:.2f} vs target {target:.2f}"
-    assert abs(values[1] - mu) <= 1.0 * sigma
-    assert np.allclose(sc.attrs["kc_target"], [mu - 2 * sigma, mu, mu + 2 * sigma])
+    values = box.mean(["lead", "member", "init"]).values  # Nino3.4 mean anomaly of the window
+    check_control(values, mu, sigma, sc.attrs)
     # the fields stay physical: within the training extremes widened by 50 percent
     train = xearthformer.tutorial.open_dataset("enso", seed=1, n_years=300)["sst"]
     lo, hi = float(train.min()), float(train.max())
-    assert float(sc.min()) >= lo - 0.5 * abs(lo) and float(sc.max()) <= hi + 0.5 * abs(hi)
+    assert float(sc.min()) >= lo - 0.5 * abs(lo) and float(sc.max()) <= hi + 0.5 * abs(hi), (
+        float(sc.min()), float(sc.max()), lo, hi)
+
+
+@needs_storms
+def test_storms_knowledge_control_reaches_its_targets():
+    info = xearthformer.load_model("prediff-demo-storms").card.contract.alignment
+    mu, sigma = info["mu"], info["sigma"]
+    vil = xearthformer.tutorial.open_dataset("storms").vil  # held out: seed 0
+    events = np.linspace(0, vil.sizes["event"] - 1, 4).round().astype(int)
+    context = vil.isel(event=events)
+    init = context.time.values[12]  # 13 frames of context, 12 forecast
+    sc = xearthformer.ensemble(context, n=2, kc_sigma=KC, init=[init], model="prediff-demo-storms",
+                               progress=False)
+    assert dict(sc.sizes)["lead"] == 12
+    # the controlled quantity: mean intensity (VIL 0-255) over the 12 frames and every pixel
+    values = sc.mean(["event", "init", "member", "lead", "y", "x"]).values
+    check_control(values, mu, sigma, sc.attrs)
+    # physical range: decoded radar fields are clipped to the model's valid range, and say so
+    assert float(sc.min()) >= 0.0 and float(sc.max()) <= 255.0
+    assert "valid range [0, 255]" in sc.attrs["postprocessing"]
+    assert np.isfinite(sc.values).all()

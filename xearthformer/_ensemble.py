@@ -21,7 +21,8 @@ from . import _preprocess as pre
 from .zoo import LoadedModel, load_model
 from .zoo.model_dir import InputContract
 
-__all__ = ["EnsembleOptionError", "EnsembleSettings", "run_ensemble_chunk", "alignment_target"]
+__all__ = ["EnsembleOptionError", "EnsembleSettings", "alignment_target", "control_method",
+           "decoded_alignment", "run_ensemble_chunk"]
 
 
 class EnsembleOptionError(ValueError):
@@ -53,6 +54,54 @@ def alignment_target(contract: InputContract, kc_sigma: float) -> float:
     return float(info["mu"]) + float(kc_sigma) * float(info["sigma"])
 
 
+def control_method(model: LoadedModel) -> str:
+    """How the model's knowledge control is applied: ``"mean_shift"`` (PreDiff: the alignment
+    network on noisy latents) or ``"clean_estimate"`` (each step's clean estimate is decoded and
+    corrected toward the target, see :class:`~xearthformer.diffusion.CleanEstimateControl`),
+    as recorded by the training script in ``card.training["control"]``."""
+    training = model.card.training if isinstance(model.card.training, dict) else {}
+    return str(training.get("control", "mean_shift"))
+
+
+def decoded_alignment(vae, contract: InputContract):
+    """``A(z0, t)``: the contract's alignment quantity of ``vae.decode(z0)``, standardised.
+
+    The decoded, normalised forecast is brought to physical units, clipped to the contract's
+    ``valid_range`` (as the output is), averaged over the alignment region (``alignment
+    ["region"]`` lat/lon bounds on the contract's coordinates; the whole grid without one) and
+    standardised with the stored ``mu``, ``sigma``: ``"b t 1"``, per forecast step.
+    """
+    import torch  # noqa: PLC0415
+
+    from .diffusion import DecodedQuantity  # noqa: PLC0415
+
+    info = contract.alignment or {}
+    mu, sigma = float(info["mu"]), float(info["sigma"])
+    h, w = contract.grid_shape
+    mask = np.ones((h, w), dtype=bool)
+    region = info.get("region") or {}
+    for axis, dim in enumerate(contract.spatial_dims):
+        bounds = region.get(dim)
+        if bounds is None:
+            continue
+        values = np.asarray(contract.coords[dim], dtype=np.float64)
+        inside = (values >= min(bounds)) & (values <= max(bounds))
+        mask &= inside[:, None] if axis == 0 else inside[None, :]
+    if not mask.any():
+        raise EnsembleOptionError(f"the alignment region {region} holds no grid cell")
+    mask_t = torch.from_numpy(mask)
+    low_high = None if contract.valid_range is None else sorted(contract.valid_range)
+
+    def quantity(x):  # normalised "b t h w c" -> "b t 1"
+        phys = x * contract.scale + contract.offset
+        if low_high is not None:
+            phys = phys.clamp(*low_high)
+        box = phys[:, :, mask_t.to(x.device)]  # "b t cells c"
+        return ((box.mean(dim=(2, 3)) - mu) / sigma)[..., None]
+
+    return DecodedQuantity(vae, quantity)
+
+
 def _pipeline(model: LoadedModel, settings: EnsembleSettings, controlled: bool):
     from .diffusion import (  # noqa: PLC0415
         DDIMSampler,
@@ -68,9 +117,15 @@ def _pipeline(model: LoadedModel, settings: EnsembleSettings, controlled: bool):
         sampler = DDPMSampler(schedule)
     else:
         sampler = DDIMSampler(schedule, num_steps=settings.steps, eta=settings.eta)
-    alignment = model.modules.get("alignment") if controlled else None
+    method = control_method(model)
+    alignment = None
+    if controlled:
+        alignment = (decoded_alignment(model.modules["vae"], model.card.contract)
+                     if method == "clean_estimate" else model.modules.get("alignment"))
+    training = model.card.training if isinstance(model.card.training, dict) else {}
     return PreDiffPipeline(model.modules["vae"], model.modules["denoiser"], sampler, alignment,
-                           guide_scale=settings.guide_scale, norm=settings.norm)
+                           guide_scale=settings.guide_scale, norm=settings.norm, control=method,
+                           control_iterations=int(training.get("control_iterations", 3)))
 
 
 def _sample(pipes: dict, context, settings: EnsembleSettings, contract: InputContract,
@@ -82,7 +137,12 @@ def _sample(pipes: dict, context, settings: EnsembleSettings, contract: InputCon
     scenarios = []
     for k in settings.kc_sigma:
         pipe = pipes[k is not None]
-        target = None if k is None else alignment_target(contract, k)
+        if k is None:
+            target = None
+        elif pipe.control == "clean_estimate":  # decoded_alignment is standardised
+            target = float(k)
+        else:
+            target = alignment_target(contract, k)
         members = []
         for start in range(0, settings.members, settings.member_batch):
             size = min(settings.member_batch, settings.members - start)

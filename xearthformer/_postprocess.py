@@ -132,6 +132,11 @@ def provenance(prep: Prepared, model: Any, *, lead_values: Sequence[int], device
         "input_kind": prep.input_kind,
         "preprocessing": "; ".join(prep.notes) or "none",
     })
+    valid = getattr(prep.contract, "valid_range", None)
+    if valid is not None:  # forecast() and ensemble() clip a bounded variable to its range
+        low, high = sorted(float(v) for v in valid)
+        attrs["postprocessing"] = (f"clipped to the model's valid range [{low:g}, {high:g}] "
+                                   "(decoded values outside it are unphysical)")
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     line = f"{stamp} xearthformer {__version__}: {call}"
     attrs["history"] = line + ("\n" + prep.attrs["history"] if "history" in prep.attrs else "")

@@ -119,3 +119,59 @@ def test_bad_shapes(z):
         KnowledgeControl(frame_means, torch.zeros(2, 1)).mean_shift(z, t)
     with pytest.raises(ConfigError, match="'b t k' or 'b k'"):
         KnowledgeControl(lambda z, t: z, 0.0).mean_shift(z, t)
+
+
+# --------------------------------------------------------------------------------------------
+# CleanEstimateControl: the clean estimate is corrected toward the target
+# --------------------------------------------------------------------------------------------
+def test_clean_estimate_full_step_meets_a_linear_target(z):
+    from xearthformer.diffusion import CleanEstimateControl
+
+    target = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    control = CleanEstimateControl(frame_means, target, guide_scale=1.0, iterations=1)
+    out = control.correct_start(z, torch.tensor([5, 6, 7]))
+    assert torch.allclose(out.mean(dim=(1, 2, 3, 4)), target, atol=1e-10)
+    half = CleanEstimateControl(frame_means, target, guide_scale=0.5, iterations=1)
+    before = z.mean(dim=(1, 2, 3, 4))
+    after = half.correct_start(z, torch.tensor([5, 6, 7])).mean(dim=(1, 2, 3, 4))
+    assert torch.allclose(after - before, 0.5 * (target - before), atol=1e-10)
+    # members are corrected independently; a met target leaves z alone
+    kept = CleanEstimateControl(frame_means, before[:, None]).correct_start(z, None)
+    assert torch.equal(kept, z) and not kept.requires_grad
+
+
+def test_clean_estimate_iterations_handle_a_clipped_quantity():
+    from xearthformer.diffusion import CleanEstimateControl
+
+    clipped_mean = lambda z, t: z.clamp(min=0.0).mean(dim=(1, 2, 3, 4))[:, None]  # noqa: E731
+    z = torch.linspace(-1.0, 1.0, 16, dtype=torch.float64).reshape(1, 1, 4, 4, 1)
+    one = CleanEstimateControl(clipped_mean, 0.05, iterations=1).correct_start(z, None)
+    many = CleanEstimateControl(clipped_mean, 0.05, iterations=20).correct_start(z, None)
+    err = lambda x: abs(float(clipped_mean(x, None)) - 0.05)  # noqa: E731
+    assert err(many) < err(one) and err(many) < 1e-3
+
+
+def test_clean_estimate_guided_sampling_lands_on_the_target():
+    from xearthformer.diffusion import CleanEstimateControl, DDIMSampler
+
+    sampler = DDIMSampler(NoiseSchedule(NoiseScheduleConfig(timesteps=50)), num_steps=10, eta=1.0)
+    denoiser = lambda z, t, cond: 0.3 * z  # noqa: E731
+    z_T = torch.randn(4, 2, 3, 3, 1, generator=torch.Generator().manual_seed(0))
+    control = CleanEstimateControl(frame_means, 1.5, guide_scale=1.0)
+    out = sampler.sample(denoiser, z_T, None, guidance=control,
+                         generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(out.mean(dim=(1, 2, 3, 4)), torch.full((4,), 1.5), atol=1e-4)
+    ddpm = DDPMSampler(NoiseSchedule(NoiseScheduleConfig(timesteps=50)))
+    out = ddpm.sample(denoiser, z_T, None, guidance=control,
+                      generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(out.mean(dim=(1, 2, 3, 4)), torch.full((4,), 1.5), atol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs", [{"iterations": 0}, {"iterations": 1.5}])
+def test_clean_estimate_bad_arguments(kwargs):
+    from xearthformer.diffusion import CleanEstimateControl
+
+    with pytest.raises(ConfigError):
+        CleanEstimateControl(frame_means, 0.0, **kwargs)
+    with pytest.raises(ConfigError):
+        CleanEstimateControl("not callable", 0.0)

@@ -5,8 +5,8 @@ Pure torch; the denoiser, autoencoder and alignment network are injected (see
 :mod:`xearthformer.models`).
 """
 
-from xearthformer.diffusion.guidance import Guidance, KnowledgeControl
-from xearthformer.diffusion.pipeline import PreDiffPipeline
+from xearthformer.diffusion.guidance import CleanEstimateControl, Guidance, KnowledgeControl
+from xearthformer.diffusion.pipeline import DecodedQuantity, PreDiffPipeline
 from xearthformer.diffusion.samplers import DDIMSampler, DDPMSampler, ReverseStep
 from xearthformer.diffusion.schedule import BUFFER_NAMES, NoiseSchedule, NoiseScheduleConfig
 from xearthformer.diffusion.training import (
@@ -22,8 +22,10 @@ from xearthformer.diffusion.training import (
 
 __all__ = [
     "BUFFER_NAMES",
+    "CleanEstimateControl",
     "DDIMSampler",
     "DDPMSampler",
+    "DecodedQuantity",
     "Guidance",
     "KnowledgeControl",
     "NoiseSchedule",

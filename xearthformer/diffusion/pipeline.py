@@ -10,17 +10,19 @@ latent channels).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 import torch
 from einops import rearrange
 from torch import Tensor
 
-from xearthformer.diffusion.guidance import KnowledgeControl, Norm
+from xearthformer.diffusion.guidance import CleanEstimateControl, KnowledgeControl, Norm
 from xearthformer.diffusion.samplers import DDIMSampler, DDPMSampler, Denoiser, StepCallback, _noise
 from xearthformer.nn._validation import ConfigError
 
-__all__ = ["PreDiffPipeline"]
+__all__ = ["DecodedQuantity", "PreDiffPipeline"]
+
+Control = Literal["mean_shift", "clean_estimate"]
 
 
 class _Posterior(Protocol):
@@ -59,6 +61,14 @@ class PreDiffPipeline:
     norm : {"per_sample", "batch"}
         Norm of the alignment violation, see
         :class:`~xearthformer.diffusion.guidance.KnowledgeControl`.
+    control : {"mean_shift", "clean_estimate"}
+        ``"mean_shift"`` (default, PreDiff): :class:`~xearthformer.diffusion.guidance.
+        KnowledgeControl` with ``alignment(z_t, t)`` on the noisy latent. ``"clean_estimate"``:
+        :class:`~xearthformer.diffusion.guidance.CleanEstimateControl`, which corrects each
+        step's clean estimate with ``alignment(z0, 0)`` (e.g. a :class:`DecodedQuantity`);
+        ``guide_scale`` is then the fraction of the violation removed per step.
+    control_iterations : int
+        Most Gauss-Newton steps per reverse step for ``"clean_estimate"``.
 
     Examples
     --------
@@ -86,7 +96,11 @@ class PreDiffPipeline:
         *,
         guide_scale: float = 50.0,
         norm: Norm = "per_sample",
+        control: Control = "mean_shift",
+        control_iterations: int = 3,
     ):
+        if control not in ("mean_shift", "clean_estimate"):
+            raise ConfigError(f"control must be 'mean_shift' or 'clean_estimate', got {control!r}")
         if not callable(denoiser):
             raise ConfigError(
                 f"denoiser must be callable as denoiser(z_t, t, z_cond), got {denoiser!r}"
@@ -95,6 +109,7 @@ class PreDiffPipeline:
             raise ConfigError(f"sampler must be a DDPMSampler or DDIMSampler, got {sampler!r}")
         self.vae, self.denoiser, self.sampler = vae, denoiser, sampler
         self.alignment, self.guide_scale, self.norm = alignment, guide_scale, norm
+        self.control, self.control_iterations = control, control_iterations
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
@@ -113,7 +128,9 @@ class PreDiffPipeline:
         frames = self.vae.decode(rearrange(z, "b t h w c -> (b t) c h w"))
         return rearrange(frames, "(b t) c h w -> b t h w c", b=z.shape[0])
 
-    def guidance(self, target: Tensor | float | None) -> KnowledgeControl | None:
+    def guidance(
+        self, target: Tensor | float | None
+    ) -> KnowledgeControl | CleanEstimateControl | None:
         """The knowledge control for ``target`` (None without a target)."""
         if target is None:
             return None
@@ -122,6 +139,9 @@ class PreDiffPipeline:
                 "a knowledge-control target was given but the pipeline has no alignment network; "
                 "pass alignment= when building it"
             )
+        if self.control == "clean_estimate":
+            return CleanEstimateControl(self.alignment, target, guide_scale=self.guide_scale,
+                                        iterations=self.control_iterations)
         return KnowledgeControl(
             self.alignment, target, guide_scale=self.guide_scale, norm=self.norm
         )
@@ -183,3 +203,39 @@ class PreDiffPipeline:
         )
         forecast = self.decode(z0)
         return (forecast, z0) if return_latents else forecast
+
+
+class DecodedQuantity:
+    """Alignment function ``A(z0, t) = quantity(decode(z0))``: the exact quantity of a decoding.
+
+    For :class:`~xearthformer.diffusion.guidance.CleanEstimateControl` (``control=
+    "clean_estimate"``): instead of a network trained to read the quantity off noisy latents,
+    the clean estimate is decoded (differentiably, frame by frame) and the quantity computed on
+    the pixels, so the control steers exactly what is verified. ``t`` is ignored.
+
+    Parameters
+    ----------
+    vae : FrameAutoencoder
+        Its ``decode`` must be differentiable.
+    quantity : callable
+        ``quantity(x "b t H W c") -> "b t k"`` or ``"b k"`` on decoded pixels (in the model's
+        normalised units).
+
+    Examples
+    --------
+    >>> import torch.nn.functional as F
+    >>> from types import SimpleNamespace
+    >>> vae = SimpleNamespace(decode=lambda z: F.interpolate(z, scale_factor=2.0))
+    >>> align = DecodedQuantity(vae, lambda x: x.mean(dim=(2, 3, 4))[..., None])
+    >>> align(torch.ones(2, 3, 4, 4, 1), torch.zeros(2)).shape
+    torch.Size([2, 3, 1])
+    """
+
+    def __init__(self, vae: FrameAutoencoder, quantity: Callable[[Tensor], Tensor]):
+        if not callable(quantity):
+            raise ConfigError(f"quantity must be callable as quantity(x), got {quantity!r}")
+        self.vae, self.quantity = vae, quantity
+
+    def __call__(self, z0: Tensor, t: Tensor) -> Tensor:
+        frames = self.vae.decode(rearrange(z0, "b t h w c -> (b t) c h w"))
+        return self.quantity(rearrange(frames, "(b t) c h w -> b t h w c", b=z0.shape[0]))

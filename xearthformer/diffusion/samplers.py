@@ -158,11 +158,19 @@ class DDPMSampler(_Sampler):
         return mean, variance, log_variance
 
     def p_mean_variance(
-        self, denoiser: Denoiser, z_t: Tensor, t: Tensor | int, cond: Tensor
+        self, denoiser: Denoiser, z_t: Tensor, t: Tensor | int, cond: Tensor,
+        guidance: Guidance | None = None,
     ) -> ReverseStep:
-        """The model's reverse-step distribution at ``z_t`` (no guidance, no noise)."""
+        """The model's reverse-step distribution at ``z_t`` (no noise).
+
+        A guidance with a ``correct_start(z0, t)`` method (e.g.
+        :class:`~xearthformer.diffusion.guidance.CleanEstimateControl`) corrects ``z0_pred``
+        before the posterior mean is formed; a mean shift is applied later, in :meth:`step`.
+        """
         t = self._steps(t, z_t.shape[0], z_t.device)
         z0, eps = self.predict(denoiser, z_t, t, cond)
+        if guidance is not None and hasattr(guidance, "correct_start"):
+            z0 = guidance.correct_start(z0, t)
         mean, variance, log_variance = self.q_posterior(z0, z_t, t)
         return ReverseStep(mean, variance, log_variance, z0, eps)
 
@@ -178,7 +186,7 @@ class DDPMSampler(_Sampler):
     ) -> Tensor:
         """One ancestral step: ``z_{t-1} = mu' + 1[t > 0] * sigma_t * n``, ``n ~ N(0, I)``."""
         t = self._steps(t, z_t.shape[0], z_t.device)
-        out = self.p_mean_variance(denoiser, z_t, t, cond)
+        out = self.p_mean_variance(denoiser, z_t, t, cond, guidance)
         sigma = torch.exp(0.5 * out.log_variance)
         mean = out.mean if guidance is None else guidance.shift_mean(out.mean, z_t, t, sigma)
         if not bool((t > 0).any()):
@@ -296,6 +304,8 @@ class DDIMSampler(_Sampler):
                 f"need -1 <= t_prev < t, got t={t.tolist()}, t_prev={t_prev.tolist()}"
             )
         z0, eps = self.predict(denoiser, z_t, t, cond)
+        if guidance is not None and hasattr(guidance, "correct_start"):
+            z0 = guidance.correct_start(z0, t)
         abar_t, abar_prev = self._alphas_cumprod(t, z_t), self._alphas_cumprod(t_prev, z_t)
         sigma = self.eta * torch.sqrt((1 - abar_prev) / (1 - abar_t) * (1 - abar_t / abar_prev))
         direction = torch.sqrt(torch.clamp(1 - abar_prev - sigma**2, min=0.0))
