@@ -240,70 +240,45 @@ def cross_attention_mask(
 
 
 class _CutStacked(torch.autograd.Function):
-    """``rearrange(x, pattern)`` unbound along its first axis, with a one-pass backward.
+    """``rearrange(x, pattern)`` (a view of ``x``) unbound along its first axis, with a
+    one-pass backward.
 
     Autograd's own backward of ``unbind(rearrange(x))`` stacks the gradients (a copy) and
-    then permutes the stack back (a second copy, a slow strided one). When the cut is a
-    view of ``x`` (cuboids along h or w), this writes each gradient straight through the
-    same view into the gradient of ``x``: one pass.
+    then permutes the stack back (a second copy, a slow strided one). Since the cut is a
+    view of ``x`` (cuboids along h or w), each gradient is written straight through the same
+    view into the gradient of ``x``: one pass.
     """
 
     @staticmethod
     def forward(ctx, x, pattern: str, axes: dict):  # noqa: D102
         ctx.pattern, ctx.axes, ctx.shape = pattern, axes, x.shape
-        cut = rearrange(x, pattern, **axes)
-        ctx.is_view = cut.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
-        return tuple(cut.unbind(0))
+        return tuple(rearrange(x, pattern, **axes).unbind(0))
 
     @staticmethod
     def backward(ctx, *grads):  # noqa: D102
         like = next(g for g in grads if g is not None)
-        grads = [torch.zeros_like(like) if g is None else g for g in grads]
-        if ctx.is_view:
-            out = like.new_empty(ctx.shape)
-            for view, g in zip(rearrange(out, ctx.pattern, **ctx.axes).unbind(0), grads):
+        out = like.new_empty(ctx.shape)
+        for view, g in zip(rearrange(out, ctx.pattern, **ctx.axes).unbind(0), grads):
+            if g is None:
+                view.zero_()
+            else:
                 view.copy_(g)
-            return out, None, None
-        source, target = (s.strip() for s in ctx.pattern.split("->"))
-        back = rearrange(torch.stack(grads), f"{target} -> {source}",
-                         **_axis_sizes(source, ctx.shape, ctx.axes))
-        return back, None, None
-
-
-def _axis_sizes(source: str, shape: torch.Size, axes: dict) -> dict:
-    """Sizes of the axes of ``source`` ("b (nt bt) ... (k heads d)") that einops cannot infer
-    when going back, from the input shape and the known sizes."""
-    sizes = dict(axes)
-    groups = source.replace(")", " ) ").replace("(", " ( ").split()
-    dim, i = 0, 0
-    while i < len(groups):
-        if groups[i] == "(":
-            j = groups.index(")", i)
-            members = groups[i + 1:j]
-            unknown = [m for m in members if m not in sizes]
-            if len(unknown) == 1:
-                known = 1
-                for m in members:
-                    if m in sizes:
-                        known *= sizes[m]
-                sizes[unknown[0]] = shape[dim] // known
-            i, dim = j + 1, dim + 1
-        else:
-            sizes.setdefault(groups[i], shape[dim])
-            i, dim = i + 1, dim + 1
-    return sizes
+        return out, None, None
 
 
 def cut_stacked(x: torch.Tensor, pattern: str, **axes: int) -> tuple[torch.Tensor, ...]:
-    """``tuple(rearrange(x, pattern, **axes))`` with a cheaper backward (:class:`_CutStacked`).
+    """``tuple(rearrange(x, pattern, **axes))``, with a cheaper backward when the cut is a view.
 
-    ``pattern`` must put the stacked axis ("k") first in its output.
+    ``pattern`` must put the stacked axis ("k") first in its output. When the cut needs a
+    copy (cuboids along time), autograd's own backward is as cheap and is used.
 
     >>> x = torch.arange(24.).reshape(1, 2, 2, 1, 6)
     >>> q, k, v = cut_stacked(x, reorder_pattern(("l", "l", "l"), True), k=3, heads=1, bt=1, bh=2, bw=1)
     >>> q.shape
     torch.Size([2, 1, 2, 2])
     """
-    if torch.is_grad_enabled() and x.requires_grad:
+    cut = rearrange(x, pattern, **axes)
+    is_view = cut.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
+    if is_view and torch.is_grad_enabled() and x.requires_grad:
         return _CutStacked.apply(x, pattern, axes)
-    return tuple(rearrange(x, pattern, **axes).unbind(0))
+    return tuple(cut.unbind(0))

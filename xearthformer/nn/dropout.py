@@ -10,6 +10,8 @@ torch's default generator, or from ``generator`` when given.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -40,10 +42,7 @@ def random_drop_mask(shape: torch.Size, p: float, *, device: torch.device,
     >>> round(mask.float().mean().item(), 2)
     0.1
     """
-    n = 1
-    for s in shape:
-        n *= s
-    return (_random_slices(n, device, generator) < _threshold(p)).view(shape)
+    return (_random_slices(math.prod(shape), device, generator) < _threshold(p)).view(shape)
 
 
 def random_keep_mask(shape: torch.Size, p: float, *, device: torch.device,
@@ -55,10 +54,7 @@ def random_keep_mask(shape: torch.Size, p: float, *, device: torch.device,
     >>> round(mask.float().mean().item(), 2)
     0.9
     """
-    n = 1
-    for s in shape:
-        n *= s
-    return (_random_slices(n, device, generator) >= _threshold(p)).view(shape)
+    return (_random_slices(math.prod(shape), device, generator) >= _threshold(p)).view(shape)
 
 
 class FastDropout(nn.Module):
