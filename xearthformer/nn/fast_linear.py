@@ -8,7 +8,7 @@ float32 rounding (the GELU-fused form matched bit for bit in our checks).
 
 Used only where it is safe: CPU, float32, no autocast, and when the op exists in this torch
 build; in training through a small autograd function whose backward products are oneDNN
-ones as well (BLAS ``mm`` took 1.2-2.3x longer for them). Everything else takes ``F.linear``.
+ones as well (BLAS ``mm`` took 1.3-2.2x longer for them: ``benchmarks/bench_kernels.py``). Everything else takes ``F.linear``.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def weight_grad(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``grad_out.T @ x`` for "n o" and "n i" rows: the weight gradient of a linear layer.
 
     On oneDNN when eligible (the transposes go in as strided views, no copies); this ran
-    1.2-1.4x faster than the BLAS ``mm`` on this project's CPUs.
+    1.3x faster than the BLAS ``mm`` on this project's CPUs.
 
     Examples
     --------

@@ -1,0 +1,82 @@
+"""The CPU kernels behind the Earthformer fast paths, each against the direct way, same run.
+
+Prints one line per comparison (median of ``--reps`` calls, milliseconds, and the ratio):
+
+* short-cuboid attention (:func:`xearthformer.nn.attention.small_attention`) vs SDPA, for
+  12, 14, 16 and 24 keys (ENSO's cuboids);
+* nearest upsampling + 3x3 conv: interpolate-then-conv vs the per-phase convolutions
+  (:func:`xearthformer.nn.upsample_conv.nearest_upsample_conv2d`) at SEVIR's sizes;
+* linear products: BLAS ``mm`` vs oneDNN for a weight gradient and an input gradient;
+* the dropout mask (:func:`xearthformer.nn.dropout.random_drop_mask`) vs ``torch.rand < p``.
+
+Run: ``python benchmarks/bench_kernels.py`` on an idle machine (about a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from xearthformer.nn.attention import small_attention
+from xearthformer.nn.dropout import random_drop_mask
+from xearthformer.nn.fast_linear import onednn_available, weight_grad
+from xearthformer.nn.upsample_conv import nearest_upsample_conv2d
+
+
+def median_ms(fn, reps: int) -> float:
+    fn()
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def line(name: str, direct: float, fast: float) -> str:
+    return f"{name:<44} direct {direct:8.1f} ms | fast path {fast:8.1f} ms | {direct / fast:5.2f}x"
+
+
+@torch.no_grad()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32")
+    tokens, heads, d = 55296, 4, 16
+    for keys in (12, 14, 16, 24):
+        q, k, v = (torch.randn(tokens // keys, heads, keys, d) for _ in range(3))
+        bias = torch.randn(1, heads, keys, keys)
+        sdpa = median_ms(lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=bias), args.reps)
+        ours = median_ms(lambda: small_attention(q, k, v, attn_mask=bias, scale=d ** -0.5), args.reps)
+        print(line(f"attention, {keys} keys (SDPA vs small_attention)", sdpa, ours))
+    for n, c, h, s in ((12, 64, 128, 3), (12, 128, 64, 2)):
+        x = torch.randn(n, h, h, c).permute(0, 3, 1, 2)
+        conv = torch.nn.Conv2d(c, c, 3, padding=1)
+        direct = median_ms(lambda: conv(F.interpolate(x, scale_factor=s, mode="nearest")), args.reps)
+        fast = median_ms(lambda: nearest_upsample_conv2d(x, conv.weight, conv.bias, (s, s)), args.reps)
+        print(line(f"upsample x{s} + conv, {c} ch, {h}->{h * s}", direct, fast))
+    if onednn_available():
+        rows = 55296
+        g, act = torch.randn(rows, 64), torch.randn(rows, 256)
+        w = torch.randn(256, 64)
+        print(line("weight gradient 64x256 over 55296 rows", median_ms(lambda: g.t().mm(act), args.reps),
+                   median_ms(lambda: weight_grad(g, act), args.reps)))
+        lp = torch.ops.mkldnn._linear_pointwise
+        wt = w.t().contiguous()
+        print(line("input gradient 55296x256 @ 256x64 (mm vs oneDNN)", median_ms(lambda: act.mm(w), args.reps),
+                   median_ms(lambda: lp(act, wt, None, "none", [], ""), args.reps)))
+    shape = torch.Size([55296, 256])
+    print(line("dropout mask p=0.1, 14 M elements", median_ms(lambda: torch.rand(shape) < 0.1, args.reps),
+               median_ms(lambda: random_drop_mask(shape, 0.1, device=torch.device("cpu")), args.reps)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
