@@ -202,3 +202,49 @@ def test_cut_stacked_equals_rearrange_forward_and_backward(strategy, cuboid) -> 
     got = torch.autograd.grad([t for t, _ in used], x, [g for _, g in used])[0]
     expected = torch.autograd.grad([t for t, _ in used_plain], x, [g for _, g in used_plain])[0]
     assert torch.equal(got, expected)
+
+
+# -- inference: q, k, v cut, scaled and key-padded in one pass ---------------------------------
+@pytest.mark.parametrize("strategy", [("l", "l", "l"), ("d", "l", "d")])
+@pytest.mark.parametrize("cuboid", [(4, 1, 1), (1, 4, 1), (2, 2, 3)])
+@pytest.mark.parametrize("zero_keys", [0, 1, 5])
+def test_cut_qkv_padded_equals_cut_then_pad_then_scale(strategy, cuboid, zero_keys) -> None:
+    from xearthformer.nn.cuboid import cut_qkv_padded, cut_stacked, reorder_pattern
+
+    x = torch.randn(2, 4, 4, 6, 3 * 2 * 5, dtype=torch.float64)
+    pattern = reorder_pattern(strategy, True)
+    axes = dict(heads=2, bt=cuboid[0], bh=cuboid[1], bw=cuboid[2])
+    q0, k0, v0 = cut_stacked(x, pattern, k=3, **axes)
+    q, k, v = cut_qkv_padded(x, pattern, q_scale=0.25, zero_keys=zero_keys, **axes)
+    volume = cuboid[0] * cuboid[1] * cuboid[2]
+    assert k.shape[-2] % 8 == 0 and k.shape[-2] >= volume + zero_keys
+    torch.testing.assert_close(q, q0 * 0.25, rtol=0, atol=0)
+    for got, expected in ((k, k0), (v, v0)):
+        torch.testing.assert_close(got[..., :volume, :], expected, rtol=0, atol=0)
+        assert not got[..., volume:, :].any()
+
+
+@pytest.mark.parametrize("kwargs, t", [
+    ({"cuboid_size": (3, 2, 2), "shift_size": (1, 1, 1), "padding_type": "ignore"}, 5),
+    ({"cuboid_size": (2, 2, 3), "strategy": ("d", "l", "d"), "padding_type": "zeros"}, 4),
+    ({"cuboid_size": (4, 1, 1), "padding_type": "zeros"}, 7),                 # zero tail
+    ({"cuboid_size": (4, 2, 1), "padding_type": "zeros", "use_relative_pos": False}, 9),
+])
+def test_one_pass_inference_cut_equals_the_general_path(monkeypatch, kwargs, t) -> None:
+    import xearthformer.nn.self_attention as self_attention_module
+
+    torch.manual_seed(0)
+    layer = CuboidSelfAttentionLayer(8, 2, **kwargs).double().eval()
+    if layer.use_relative_pos:
+        torch.nn.init.normal_(layer.relative_position_bias_table, std=1.0)
+    x = torch.randn(2, t, 4, 6, 8, dtype=torch.float64)
+    calls = []
+    original = CuboidSelfAttentionLayer._attend_small
+    monkeypatch.setattr(CuboidSelfAttentionLayer, "_attend_small",
+                        lambda self, *a, **kw: calls.append(1) or original(self, *a, **kw))
+    with torch.no_grad():
+        fast = layer(x)
+        monkeypatch.setattr(self_attention_module, "small_attention_applies", lambda *a: False)
+        general = layer(x)
+    assert calls, "float64 inference with short cuboids should take the one-pass cut"
+    torch.testing.assert_close(fast, general, rtol=0, atol=1e-12)

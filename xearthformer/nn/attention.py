@@ -123,11 +123,27 @@ SMALL_KEYS = 32
 _CHUNK_BYTES = 8 << 20
 
 
+def small_attention_applies(x: torch.Tensor, keys: int) -> bool:
+    """Whether attention with ``keys`` keys on tensors like ``x`` takes :func:`small_attention`.
+
+    CPU inference (no autograd through ``x``) in float32/float64 with at most
+    :data:`SMALL_KEYS` keys: where it beats SDPA.
+    """
+    return (x.device.type == "cpu" and keys <= SMALL_KEYS and x.dtype in (torch.float32, torch.float64)
+            and not (torch.is_grad_enabled() and x.requires_grad))
+
+
 def _small_cpu_case(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     """Inference on CPU with short cuboids: where :func:`small_attention` beats SDPA."""
-    return (q.device.type == "cpu" and k.shape[-2] <= SMALL_KEYS
-            and q.dtype in (torch.float32, torch.float64)
-            and not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad)))
+    return all(small_attention_applies(t, k.shape[-2]) for t in (q, k, v))
+
+
+def pad_mask_keys(attn_mask: torch.Tensor | None, keys: int, padded: int, *, dtype: torch.dtype,
+                  device: torch.device) -> torch.Tensor:
+    """Extend an additive mask over ``keys`` keys to ``padded`` keys that get weight zero (``-inf``)."""
+    if attn_mask is None:
+        attn_mask = torch.zeros(keys, dtype=dtype, device=device)
+    return F.pad(attn_mask, (0, padded - keys), value=float("-inf"))
 
 
 def pad_keys(k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None, *, multiple: int):
@@ -147,9 +163,7 @@ def pad_keys(k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None, *
         v = F.pad(v, (0, 0, 0, extra))
     else:  # one copy into a buffer whose padding alone is zeroed (F.pad fills it all first)
         k, v = _padded_copy(k, keys + extra), _padded_copy(v, keys + extra)
-    if attn_mask is None:
-        attn_mask = torch.zeros(keys, dtype=k.dtype, device=k.device)
-    return k, v, F.pad(attn_mask, (0, extra), value=float("-inf"))
+    return k, v, pad_mask_keys(attn_mask, keys, keys + extra, dtype=k.dtype, device=k.device)
 
 
 def _padded_copy(t: torch.Tensor, length: int) -> torch.Tensor:
@@ -192,7 +206,10 @@ def small_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_m
     inner = q.shape[1:-2]  # dims between the chunked one and the sequence ("heads", or "n heads")
     lq, d, e = q.shape[-2], q.shape[-1], v.shape[-1]
     # 3-D views for bmm: no copies (the transposed keys go in as a strided operand)
-    q3 = torch.mul(q, scale, out=q.new_empty(q.shape)).view(-1, lq, d)  # scaled once, contiguous
+    if scale == 1.0 and q.is_contiguous():  # scaled by the caller (see cut_qkv_padded)
+        q3 = q.view(-1, lq, d)
+    else:
+        q3 = torch.mul(q, scale, out=q.new_empty(q.shape)).view(-1, lq, d)  # scaled once, contiguous
     k3 = k.contiguous().view(-1, padded, d)
     v3 = v.contiguous().view(-1, padded, e)
     per_lead = max(1, q3.shape[0] // lead)

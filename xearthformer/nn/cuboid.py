@@ -282,3 +282,38 @@ def cut_stacked(x: torch.Tensor, pattern: str, **axes: int) -> tuple[torch.Tenso
     if is_view and torch.is_grad_enabled() and x.requires_grad:
         return _CutStacked.apply(x, pattern, axes)
     return tuple(cut.unbind(0))
+
+
+def cut_qkv_padded(x: torch.Tensor, pattern: str, *, q_scale: float, zero_keys: int = 0, multiple: int = 8,
+                   **axes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Cut stacked q, k, v into cuboids for inference: q scaled, k and v with zero keys appended.
+
+    The same q, k, v as ``cut_stacked(x, pattern, k=3, **axes)``, except that q is multiplied
+    by ``q_scale`` and k and v get at least ``zero_keys`` keys of zeros at the end of each
+    cuboid, then more up to a multiple of ``multiple`` (what :func:`~xearthformer.nn.attention.
+    pad_keys` and the scaling inside ``small_attention`` would do later, each with its own
+    copy). Every tensor is written once, straight from the strided view of ``x``: one pass
+    instead of up to three, which matters for cuboids along time, whose cut is a copy.
+    No autograd: for inference only.
+
+    >>> x = torch.randn(1, 12, 2, 2, 3 * 8)
+    >>> pattern = reorder_pattern(("l", "l", "l"), True)
+    >>> q, k, v = cut_qkv_padded(x, pattern, q_scale=0.5, zero_keys=1, heads=2, bt=12, bh=1, bw=1)
+    >>> q.shape, k.shape
+    (torch.Size([4, 2, 12, 4]), torch.Size([4, 2, 16, 4]))
+    >>> q0, k0, _ = cut_stacked(x, pattern, k=3, heads=2, bt=12, bh=1, bw=1)
+    >>> bool(torch.equal(q, q0 * 0.5) and torch.equal(k[:, :, :12], k0) and not k[:, :, 12:].any())
+    True
+    """
+    src, dst = (side.strip() for side in pattern.split("->"))
+    unmerged = dst.replace("(", "").replace(")", "")  # "k b nt nh nw heads bt bh bw d": a view of x
+    view = rearrange(x, f"{src} -> {unmerged}", k=3, **axes)
+    _, b, nt, nh, nw, heads, bt, bh, bw, d = view.shape
+    volume = bt * bh * bw
+    padded = -(-(volume + zero_keys) // multiple) * multiple
+    q = x.new_empty(b * nt * nh * nw, heads, volume, d)
+    torch.mul(view[0], q_scale, out=q.view(view.shape[1:]))
+    kv = x.new_empty(2, b * nt * nh * nw, heads, padded, d)
+    kv[..., volume:, :].zero_()
+    kv[..., :volume, :].view(2, b, nt, nh, nw, heads, bt, bh, bw, d).copy_(view[1:])
+    return q, kv[0], kv[1]

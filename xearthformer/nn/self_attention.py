@@ -23,9 +23,17 @@ from einops import rearrange
 from torch import nn
 
 from ._validation import ConfigError, int_triple, one_of, strategy_triple
-from .attention import additive_mask, attention, cuboid_attention, gather_bias
+from .attention import (
+    additive_mask,
+    attention,
+    cuboid_attention,
+    gather_bias,
+    pad_mask_keys,
+    small_attention_applies,
+)
 from .cuboid import (
     adjust_cuboid_and_shift,
+    cut_qkv_padded,
     cut_stacked,
     pad_amounts,
     pad_thw,
@@ -174,19 +182,23 @@ class CuboidSelfAttentionLayer(nn.Module):
         parts = proj.split(sizes, dim=-1)
         bt, bh, bw = cuboid
         cut = reorder_pattern(self.strategy, True)
-        q, k, v = cut_stacked(parts[0], cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
         volume = bt * bh * bw
-
         rel_bias = (gather_bias(self.relative_position_bias_table, self.relative_position_index, volume, volume)
                     if self.use_relative_pos else None)
         mask = self_attention_mask((t, h, w), cuboid, shift, self.strategy, self.padding_type)
         dropout_p = self.attn_drop_p if self.training else 0.0
 
-        if not self.use_global_vector:
+        if not self.use_global_vector and small_attention_applies(proj, volume):
+            out = self._attend_small(parts[0], cut, cuboid, additive_mask(rel_bias, mask, proj.dtype, proj.device),
+                                     batch=b)
+            new_global = None
+        elif not self.use_global_vector:
+            q, k, v = cut_stacked(parts[0], cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
             attn_mask = additive_mask(rel_bias, mask, q.dtype, q.device)
             out = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale, dropout_p=dropout_p)
             new_global = None
         else:
+            q, k, v = cut_stacked(parts[0], cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
             out, new_global = self._attend_with_globals(
                 q, k, v, parts, global_vectors, cut, cuboid, shift, rel_bias, mask, pads, padded, dropout_p, b)
 
@@ -202,6 +214,21 @@ class CuboidSelfAttentionLayer(nn.Module):
         if self.use_global_vector:
             return out, new_global
         return out
+
+    def _attend_small(self, qkv: torch.Tensor, cut: str, cuboid, attn_mask: torch.Tensor | None, *, batch: int,
+                      zero_keys: int = 0) -> torch.Tensor:
+        """Inference with short cuboids: q, k, v cut, scaled and key-padded in one pass each.
+
+        ``zero_keys`` keys with ``k = v = 0`` are appended to every cuboid; ``attn_mask``
+        covers the cuboid's keys and those. The keys added beyond them (up to a multiple of 8,
+        for :func:`~xearthformer.nn.attention.small_attention`) get a mask of ``-inf``.
+        """
+        bt, bh, bw = cuboid
+        q, k, v = cut_qkv_padded(qkv, cut, q_scale=self.scale, zero_keys=zero_keys, heads=self.num_heads,
+                                 bt=bt, bh=bh, bw=bw)
+        keys = bt * bh * bw + zero_keys
+        attn_mask = pad_mask_keys(attn_mask, keys, k.shape[-2], dtype=q.dtype, device=q.device)
+        return cuboid_attention(q, k, v, batch=batch, attn_mask=attn_mask, scale=1.0)
 
     # -- zero padding in time only: attend without building the padded grid -------------
     def _zero_tail_case(self, pads, shift, bias) -> bool:
@@ -234,19 +261,20 @@ class CuboidSelfAttentionLayer(nn.Module):
         dropout_p = self.attn_drop_p if self.training else 0.0
         rel_bias = (gather_bias(self.relative_position_bias_table, self.relative_position_index, volume, volume)
                     if self.use_relative_pos else None)
+        small = small_attention_applies(proj, volume + 1)
         out = proj.new_empty(b, t, h, w, self.dim)
         if t_full:
-            q, k, v = cut_stacked(proj[:, :t_full, ..., :3 * self.dim], cut, k=3, heads=self.num_heads,
-                                  bt=bt, bh=bh, bw=bw)
-            attn_mask = additive_mask(rel_bias, None, q.dtype, q.device)
-            part = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale, dropout_p=dropout_p)
+            qkv = proj[:, :t_full, ..., :3 * self.dim]
+            attn_mask = additive_mask(rel_bias, None, proj.dtype, proj.device)
+            if small:
+                part = self._attend_small(qkv, cut, cuboid, attn_mask, batch=b)
+            else:
+                q, k, v = cut_stacked(qkv, cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
+                part = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale,
+                                        dropout_p=dropout_p)
             out[:, :t_full] = rearrange(part[None], glue, k=1, b=b, bt=bt, bh=bh, bw=bw, nt=t_full // bt,
                                         nh=h // bh, nw=w // bw)
         r = t - t_full
-        q, k, v = cut_stacked(proj[:, t_full:, ..., :3 * self.dim], cut, k=3, heads=self.num_heads,
-                              bt=r, bh=bh, bw=bw)
-        k = torch.nn.functional.pad(k, (0, 0, 0, 1))  # the folded padded key: k = v = 0
-        v = torch.nn.functional.pad(v, (0, 0, 0, 1))
         if rel_bias is None:
             heads_bias = proj.new_zeros(self.num_heads, real, real)
             folded = proj.new_full((self.num_heads, real, 1), math.log(volume - real))
@@ -254,7 +282,14 @@ class CuboidSelfAttentionLayer(nn.Module):
             heads_bias = rel_bias[:, :real, :real].to(proj.dtype)
             folded = torch.logsumexp(rel_bias[:, :real, real:].to(proj.dtype), dim=-1, keepdim=True)
         tail_mask = torch.cat((heads_bias, folded), dim=-1)[None]
-        part = cuboid_attention(q, k, v, batch=b, attn_mask=tail_mask, scale=self.scale, dropout_p=dropout_p)
+        qkv = proj[:, t_full:, ..., :3 * self.dim]
+        if small:  # the folded padded key (k = v = 0) is one of the zero keys of the cut
+            part = self._attend_small(qkv, cut, (r, bh, bw), tail_mask, batch=b, zero_keys=1)
+        else:
+            q, k, v = cut_stacked(qkv, cut, k=3, heads=self.num_heads, bt=r, bh=bh, bw=bw)
+            k = torch.nn.functional.pad(k, (0, 0, 0, 1))  # the folded padded key: k = v = 0
+            v = torch.nn.functional.pad(v, (0, 0, 0, 1))
+            part = cuboid_attention(q, k, v, batch=b, attn_mask=tail_mask, scale=self.scale, dropout_p=dropout_p)
         out[:, t_full:] = rearrange(part[None], glue, k=1, b=b, bt=r, bh=bh, bw=bw, nt=1, nh=h // bh, nw=w // bw)
         if self.use_final_proj:
             out = linear_dropout(out, self.proj, self.proj_drop)
