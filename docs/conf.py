@@ -49,7 +49,7 @@ templates_path = ["_templates", sphinx_autosummary_accessors.templates_path]
 # --- API reference --------------------------------------------------------------------------
 # api.rst includes three lists written here, from the package itself, so that a new public
 # function, accessor method or module is documented without editing the docs.
-FIRST_MODULES = ["tutorial", "datasets", "forecasting", "train", "evaluate", "metrics", "plot", "zoo"]
+FIRST_MODULES = ["tutorial", "datasets", "forecasting", "ensembles", "train", "evaluate", "metrics", "plot", "zoo"]
 NOT_API = {"cli", "accessor"}  # the command line and the accessor have their own sections
 
 

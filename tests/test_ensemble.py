@@ -8,7 +8,8 @@ import pytest
 import xarray as xr
 
 import xearthformer
-from xearthformer.forecasting import EnsembleOptionError, ModelKindError
+from xearthformer.ensembles import EnsembleOptionError
+from xearthformer.forecasting import ModelKindError
 from xearthformer.zoo import list_models
 
 HAS_PREDIFF_ENSO = any(m["name"] == "prediff-demo-enso" for m in list_models())

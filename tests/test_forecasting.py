@@ -311,7 +311,9 @@ def test_dataset_and_accessor(sst, toy) -> None:
 
     assert EarthformerDataArrayAccessor.forecast.__wrapped__ is F.forecast
     assert EarthformerDataArrayAccessor.forecast.__doc__ == F.forecast.__doc__
-    assert EarthformerDataArrayAccessor.ensemble.__wrapped__ is F.ensemble
+    from xearthformer import ensembles
+
+    assert EarthformerDataArrayAccessor.ensemble.__wrapped__ is ensembles.ensemble
     with pytest.raises(F.ModelKindError, match="needs a PreDiff model"):
         sst.earthformer.ensemble(lead=2, model=toy["enso"])
 

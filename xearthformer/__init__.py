@@ -27,7 +27,7 @@ _LAZY = {
     # public functions (their modules import torch, so they load on first use)
     "fit": "xearthformer.train",
     "forecast": "xearthformer.forecasting",
-    "ensemble": "xearthformer.forecasting",
+    "ensemble": "xearthformer.ensembles",
     "list_models": "xearthformer.zoo",
     "load_model": "xearthformer.zoo",
 }

@@ -75,7 +75,7 @@ class _EarthformerAccessor:
     plot_map = _method(_plot.plot_map)
     animate = _method(_plot.animate)
     forecast = _LazyMethod("xearthformer.forecasting", "forecast")
-    ensemble = _LazyMethod("xearthformer.forecasting", "ensemble")
+    ensemble = _LazyMethod("xearthformer.ensembles", "ensemble")
 
     def evaluate(self, model_or_forecast_fn, **kwargs):
         """Hindcast skill over this archive: ``xearthformer.evaluate.evaluate(model, archive, ...)``.

@@ -55,7 +55,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from xearthformer.forecasting import ensemble
+    from xearthformer.ensembles import ensemble
 
     check_writable(args.output)
     ds = open_input(args.input)

@@ -5,10 +5,18 @@ Pure torch; the denoiser, autoencoder and alignment network are injected (see
 :mod:`xearthformer.models`).
 """
 
-from xearthformer.diffusion.guidance import CleanEstimateControl, Guidance, KnowledgeControl
+from xearthformer.diffusion.guidance import (
+    CleanEstimateControl,
+    Guidance,
+    KnowledgeControl,
+)
 from xearthformer.diffusion.pipeline import DecodedQuantity, PreDiffPipeline
 from xearthformer.diffusion.samplers import DDIMSampler, DDPMSampler, ReverseStep
-from xearthformer.diffusion.schedule import BUFFER_NAMES, NoiseSchedule, NoiseScheduleConfig
+from xearthformer.diffusion.schedule import (
+    BUFFER_NAMES,
+    NoiseSchedule,
+    NoiseScheduleConfig,
+)
 from xearthformer.diffusion.training import (
     TrainingDataError,
     TrainingHistory,

@@ -17,7 +17,13 @@ from einops import rearrange
 from torch import Tensor
 
 from xearthformer.diffusion.guidance import CleanEstimateControl, KnowledgeControl, Norm
-from xearthformer.diffusion.samplers import DDIMSampler, DDPMSampler, Denoiser, StepCallback, _noise
+from xearthformer.diffusion.samplers import (
+    DDIMSampler,
+    DDPMSampler,
+    Denoiser,
+    StepCallback,
+    _noise,
+)
 from xearthformer.nn._validation import ConfigError
 
 __all__ = ["DecodedQuantity", "PreDiffPipeline"]
