@@ -248,3 +248,51 @@ def test_one_pass_inference_cut_equals_the_general_path(monkeypatch, kwargs, t) 
         general = layer(x)
     assert calls, "float64 inference with short cuboids should take the one-pass cut"
     torch.testing.assert_close(fast, general, rtol=0, atol=1e-12)
+
+
+# -- inference: the FFN over blocks of rows, residuals added in place ------------------------
+@pytest.mark.parametrize("gated, activation", [(False, "gelu"), (True, "leaky"), (False, "leaky")])
+def test_blocked_inference_ffn_equals_the_whole_ffn(monkeypatch, gated, activation) -> None:
+    import xearthformer.nn.layers as layers_module
+    from xearthformer.nn.layers import PositionwiseFFN
+
+    monkeypatch.setattr(layers_module, "FFN_BLOCK_ROWS", 7)  # many blocks, a partial last one
+    torch.manual_seed(0)
+    ffn = PositionwiseFFN(6, 24, gated_proj=gated, activation=activation).double().eval()
+    x = torch.randn(2, 5, 3, 4, 6, dtype=torch.float64)
+    with torch.no_grad():
+        assert ffn._blocked_inference(x)
+        blocked = ffn(x)
+        monkeypatch.setattr(PositionwiseFFN, "_blocked_inference", lambda self, x: False)
+        whole = ffn(x)
+    torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-13)
+
+
+def test_blocked_ffn_is_not_used_with_autograd_or_in_training(monkeypatch) -> None:
+    import xearthformer.nn.layers as layers_module
+    from xearthformer.nn.layers import PositionwiseFFN
+
+    monkeypatch.setattr(layers_module, "FFN_BLOCK_ROWS", 7)
+    ffn = PositionwiseFFN(6, 24)
+    x = torch.randn(4, 30, 6)
+    assert not ffn.eval()._blocked_inference(x)  # autograd on (the weights require grad)
+    with torch.no_grad():
+        assert not ffn.train()._blocked_inference(x)  # dropout layers are live in training
+        assert not PositionwiseFFN(6, 24, pre_norm=False).eval()._blocked_inference(x)
+        assert not ffn.eval()._blocked_inference(torch.randn(2, 6))  # too few rows to block
+
+
+def test_residual_adds_in_place_only_without_autograd() -> None:
+    from xearthformer.nn.blocks import _residual
+
+    x, update = torch.randn(3, 4), torch.randn(3, 4)
+    expected = x + update
+    with torch.no_grad():
+        out = _residual(x, update.clone())
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    x.requires_grad_(True)
+    update = torch.randn(3, 4)
+    out = _residual(x, update)
+    assert out is not update and not torch.equal(update, out)  # update untouched
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, torch.ones(3, 4))

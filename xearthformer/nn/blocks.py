@@ -22,6 +22,17 @@ def _ffns(n: int, dim: int, ffn_drop: float, gated: bool, activation: str, norm:
     )
 
 
+def _residual(x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
+    """``x + update``; without autograd, added into ``update`` (a fresh tensor the caller owns).
+
+    Saves a large fresh allocation per layer in inference (the same sum, bit for bit).
+    """
+    if not torch.is_grad_enabled() or not (x.requires_grad or update.requires_grad):
+        if update.shape == x.shape and update.dtype == x.dtype:
+            return update.add_(x)
+    return x + update
+
+
 def _same_length(name: str, *lists: Sequence) -> int:
     lengths = {len(v) for v in lists}
     if len(lengths) != 1 or 0 in lengths:
@@ -78,7 +89,7 @@ class StackCuboidSelfAttentionBlock(nn.Module):
                 x_out, g_out = self._run(attn, 2, x, g)
                 x, g = x + x_out, g + g_out
             else:
-                x = x + self._run(attn, 2, x)
+                x = _residual(x, self._run(attn, 2, x))
             if self.use_inter_ffn:
                 x = self._run(self.ffn_l[idx], 1, x)
                 if self.use_global_vector_ffn:
@@ -125,7 +136,7 @@ class StackCuboidCrossAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, mem: torch.Tensor, mem_global_vector: torch.Tensor | None = None):
         for idx, attn in enumerate(self.attn_l):
-            x = x + self._run(attn, 2, x, mem, mem_global_vector)
+            x = _residual(x, self._run(attn, 2, x, mem, mem_global_vector))
             if self.use_inter_ffn:
                 x = self._run(self.ffn_l[idx], 1, x)
         if not self.use_inter_ffn:

@@ -96,6 +96,10 @@ def linear_dropout(x: torch.Tensor, linear: nn.Linear, dropout: nn.Module) -> to
     return out.masked_fill_(random_drop_mask(out.shape, p, device=out.device), 0.0)
 
 
+#: Rows per block of the CPU-inference FFN (a 4 MiB hidden block at 256 hidden units).
+FFN_BLOCK_ROWS = 4096
+
+
 class PositionwiseFFN(nn.Module):
     """Pre-norm FFN with its own residual: ``x + drop(ffn_2(drop(act(ffn_1(norm(x))))))``.
 
@@ -133,12 +137,14 @@ class PositionwiseFFN(nn.Module):
                 and type(self.layer_norm) is nn.LayerNorm
                 and not torch.is_autocast_enabled(self.ffn_1.weight.device.type))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._lean_path():
-            p = getattr(self.activation_dropout_layer, "p", 0.0)
-            p_out = getattr(self.dropout_layer, "p", 0.0)
-            return x + lean_ffn(x, self.layer_norm, self.ffn_1, self.ffn_2, p, p_out)
-        h = self.layer_norm(x) if self.pre_norm else x
+    def _blocked_inference(self, x: torch.Tensor) -> bool:
+        """CPU inference on many tokens: run the FFN over blocks of rows (see :meth:`forward`)."""
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.ffn_1.weight.requires_grad)
+        return (x.device.type == "cpu" and not self.training and not needs_grad and self.pre_norm
+                and x.numel() > 2 * FFN_BLOCK_ROWS * x.shape[-1] and not torch.is_autocast_enabled("cpu"))
+
+    def _update(self, h: torch.Tensor) -> torch.Tensor:
+        """``drop(ffn_2(drop(act(ffn_1(h)))))``: the FFN without norm and residual."""
         if self.gated_proj:
             h = self.activation(self.ffn_1_gate(h)) * self.ffn_1(h)
         elif type(self.activation) is nn.GELU and self.activation.approximate == "none":
@@ -146,8 +152,32 @@ class PositionwiseFFN(nn.Module):
         else:
             h = self.activation(fast_linear(h, self.ffn_1.weight, self.ffn_1.bias))
         h = self.activation_dropout_layer(h)
-        out = x + self.dropout_layer(fast_linear(h, self.ffn_2.weight, self.ffn_2.bias))
-        return out if self.pre_norm else self.layer_norm(out)
+        return self.dropout_layer(fast_linear(h, self.ffn_2.weight, self.ffn_2.bias))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x + ffn(norm(x))`` (pre-norm) or ``norm(x + ffn(x))``.
+
+        In CPU inference over many tokens the rows go through in blocks of
+        :data:`FFN_BLOCK_ROWS`: the normalised block, the hidden layer (4x wider) and the
+        update stay small and are reused from the heap, and only the output is a large new
+        tensor. Done whole, the norm, the hidden layer and the update are each a large fresh
+        allocation, and on machines where page faults are dear (virtual machines) filling
+        fresh memory cost as much as the matrix products. Rows are independent: same result.
+        """
+        if self._lean_path():
+            p = getattr(self.activation_dropout_layer, "p", 0.0)
+            p_out = getattr(self.dropout_layer, "p", 0.0)
+            return x + lean_ffn(x, self.layer_norm, self.ffn_1, self.ffn_2, p, p_out)
+        if self._blocked_inference(x):
+            rows = x.reshape(-1, x.shape[-1])
+            out = torch.empty_like(rows)
+            for start in range(0, rows.shape[0], FFN_BLOCK_ROWS):
+                block = rows[start:start + FFN_BLOCK_ROWS]
+                torch.add(block, self._update(self.layer_norm(block)), out=out[start:start + FFN_BLOCK_ROWS])
+            return out.view(x.shape)
+        if not self.pre_norm:
+            return self.layer_norm(x + self._update(x))
+        return x + self._update(self.layer_norm(x))
 
 
 class PosEmbed(nn.Module):
