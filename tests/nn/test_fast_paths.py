@@ -296,3 +296,29 @@ def test_residual_adds_in_place_only_without_autograd() -> None:
     assert out is not update and not torch.equal(update, out)  # update untouched
     out.sum().backward()
     torch.testing.assert_close(x.grad, torch.ones(3, 4))
+
+
+@pytest.mark.parametrize("kwargs, t_x, t_mem", [
+    ({"n_temporal": 1, "cuboid_hw": (1, 1)}, 14, 12),                         # ENSO's cross_1x1
+    ({"n_temporal": 2, "cuboid_hw": (2, 3), "shift_hw": (1, 1), "padding_type": "ignore"}, 5, 7),
+    ({"n_temporal": 1, "cuboid_hw": (2, 2), "strategy": ("d", "l", "d"), "use_relative_pos": False}, 3, 4),
+])
+def test_one_pass_inference_cut_in_cross_attention(monkeypatch, kwargs, t_x, t_mem) -> None:
+    import xearthformer.nn.cross_attention as cross_module
+    from xearthformer.nn.cross_attention import CuboidCrossAttentionLayer
+
+    torch.manual_seed(0)
+    layer = CuboidCrossAttentionLayer(8, 2, use_global_vector=False, **kwargs).double().eval()
+    if layer.use_relative_pos:
+        torch.nn.init.normal_(layer.relative_position_bias_table, std=1.0)
+    x = torch.randn(2, t_x, 4, 6, 8, dtype=torch.float64)
+    mem = torch.randn(2, t_mem, 4, 6, 8, dtype=torch.float64)
+    calls = []
+    original = cross_module.cut_kv_padded
+    monkeypatch.setattr(cross_module, "cut_kv_padded", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    with torch.no_grad():
+        fast = layer(x, mem)
+        monkeypatch.setattr(cross_module, "small_attention_applies", lambda *a: False)
+        general = layer(x, mem)
+    assert calls, "float64 inference with short cuboids should take the one-pass cut"
+    torch.testing.assert_close(fast, general, rtol=0, atol=1e-12)

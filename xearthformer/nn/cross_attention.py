@@ -17,9 +17,9 @@ from einops import rearrange
 from torch import nn
 
 from ._validation import ConfigError, int_pair, one_of, strategy_triple
-from .attention import additive_mask, cuboid_attention, gather_bias
-from .cuboid import (cross_attention_mask, cut_stacked, pad_thw, relative_position_index, reorder_pattern,
-                     unpad_thw)
+from .attention import additive_mask, cuboid_attention, gather_bias, pad_mask_keys, small_attention_applies
+from .cuboid import (cross_attention_mask, cut_kv_padded, cut_scaled, cut_stacked, pad_thw, relative_position_index,
+                     reorder_pattern, unpad_thw)
 from .fast_linear import linear as fast_linear
 from .layers import PADDINGS, linear_dropout, make_dropout, make_norm
 
@@ -138,10 +138,16 @@ class CuboidCrossAttentionLayer(nn.Module):
         tx_p, tm_p = t_x + pad_t_x, t_mem + pad_t_mem
         cut = reorder_pattern(self.strategy, True)
         x_cuboid = (tx_p // n_t, bh, bw)
-        k, v = cut_stacked(kv, cut, k=2, heads=heads, bt=tm_p // n_t, bh=bh, bw=bw)
-        q_parts = rearrange(q_all, cut, k=2 if sep else 1, heads=heads, bt=x_cuboid[0], bh=bh, bw=bw)
-        q = q_parts[0]
-        vol_x, vol_mem = q.shape[2], k.shape[2]
+        vol_x, vol_mem = x_cuboid[0] * bh * bw, (tm_p // n_t) * bh * bw
+        # CPU inference with short cuboids: q scaled and k, v key-padded in the cut, one pass each
+        small = not self.use_global_vector and small_attention_applies(kv, vol_mem)
+        if small:
+            k, v = cut_kv_padded(kv, cut, heads=heads, bt=tm_p // n_t, bh=bh, bw=bw)
+            q = cut_scaled(q_all, cut, scale=self.scale, heads=heads, bt=x_cuboid[0], bh=bh, bw=bw)
+        else:
+            k, v = cut_stacked(kv, cut, k=2, heads=heads, bt=tm_p // n_t, bh=bh, bw=bw)
+            q_parts = rearrange(q_all, cut, k=2 if sep else 1, heads=heads, bt=x_cuboid[0], bh=bh, bw=bw)
+            q = q_parts[0]
 
         rel_bias = (gather_bias(self.relative_position_bias_table, self.relative_position_index, vol_x, vol_mem)
                     if self.use_relative_pos else None)
@@ -166,7 +172,9 @@ class CuboidCrossAttentionLayer(nn.Module):
             rel_bias = None if rel_bias is None else F.pad(rel_bias, (0, n_glob))
             mask = None if mask is None else F.pad(mask, (0, n_glob), value=True)
         attn_mask = additive_mask(rel_bias, mask, q.dtype, q.device)
-        out = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale,
+        if small:
+            attn_mask = pad_mask_keys(attn_mask, vol_mem, k.shape[-2], dtype=q.dtype, device=q.device)
+        out = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=1.0 if small else self.scale,
                                dropout_p=self.attn_drop_p if self.training else 0.0)
         out = rearrange(out[None], reorder_pattern(self.strategy, True, reverse=True), k=1, b=b,
                         bt=x_cuboid[0], bh=bh, bw=bw, nt=n_t, nh=(h + pad_h) // bh, nw=(w + pad_w) // bw)

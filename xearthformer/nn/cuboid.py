@@ -284,6 +284,32 @@ def cut_stacked(x: torch.Tensor, pattern: str, **axes: int) -> tuple[torch.Tenso
     return tuple(cut.unbind(0))
 
 
+def _unmerged_cut(x: torch.Tensor, pattern: str, k: int, axes: dict) -> torch.Tensor:
+    """The cut as a view of ``x``: "k b nt nh nw heads bt bh bw d" (no axis merged, no copy)."""
+    src, dst = (side.strip() for side in pattern.split("->"))
+    unmerged = dst.replace("(", "").replace(")", "")
+    return rearrange(x, f"{src} -> {unmerged}", k=k, **axes)
+
+
+def _scaled_copy(view: torch.Tensor, scale: float) -> torch.Tensor:
+    """"b nt nh nw heads bt bh bw d" view -> contiguous "(b nt nh nw) heads (bt bh bw) d" * scale."""
+    b, nt, nh, nw, heads, bt, bh, bw, d = view.shape
+    out = view.new_empty(b * nt * nh * nw, heads, bt * bh * bw, d)
+    torch.mul(view, scale, out=out.view(view.shape))
+    return out
+
+
+def _padded_keys_copy(view: torch.Tensor, zero_keys: int, multiple: int) -> torch.Tensor:
+    """"k b nt nh nw heads bt bh bw d" view -> "k (b nt nh nw) heads padded d" with zero keys after."""
+    k, b, nt, nh, nw, heads, bt, bh, bw, d = view.shape
+    volume = bt * bh * bw
+    padded = -(-(volume + zero_keys) // multiple) * multiple
+    out = view.new_empty(k, b * nt * nh * nw, heads, padded, d)
+    out[..., volume:, :].zero_()
+    out[..., :volume, :].view(view.shape).copy_(view)
+    return out
+
+
 def cut_qkv_padded(x: torch.Tensor, pattern: str, *, q_scale: float, zero_keys: int = 0, multiple: int = 8,
                    **axes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Cut stacked q, k, v into cuboids for inference: q scaled, k and v with zero keys appended.
@@ -305,15 +331,21 @@ def cut_qkv_padded(x: torch.Tensor, pattern: str, *, q_scale: float, zero_keys: 
     >>> bool(torch.equal(q, q0 * 0.5) and torch.equal(k[:, :, :12], k0) and not k[:, :, 12:].any())
     True
     """
-    src, dst = (side.strip() for side in pattern.split("->"))
-    unmerged = dst.replace("(", "").replace(")", "")  # "k b nt nh nw heads bt bh bw d": a view of x
-    view = rearrange(x, f"{src} -> {unmerged}", k=3, **axes)
-    _, b, nt, nh, nw, heads, bt, bh, bw, d = view.shape
-    volume = bt * bh * bw
-    padded = -(-(volume + zero_keys) // multiple) * multiple
-    q = x.new_empty(b * nt * nh * nw, heads, volume, d)
-    torch.mul(view[0], q_scale, out=q.view(view.shape[1:]))
-    kv = x.new_empty(2, b * nt * nh * nw, heads, padded, d)
-    kv[..., volume:, :].zero_()
-    kv[..., :volume, :].view(2, b, nt, nh, nw, heads, bt, bh, bw, d).copy_(view[1:])
-    return q, kv[0], kv[1]
+    view = _unmerged_cut(x, pattern, 3, axes)
+    kv = _padded_keys_copy(view[1:], zero_keys, multiple)
+    return _scaled_copy(view[0], q_scale), kv[0], kv[1]
+
+
+def cut_scaled(x: torch.Tensor, pattern: str, *, scale: float, **axes: int) -> torch.Tensor:
+    """``rearrange(x, pattern, k=1, **axes)[0] * scale`` in one pass (inference only)."""
+    return _scaled_copy(_unmerged_cut(x, pattern, 1, axes)[0], scale)
+
+
+def cut_kv_padded(x: torch.Tensor, pattern: str, *, multiple: int = 8,
+                  **axes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``cut_stacked(x, pattern, k=2, **axes)`` with zero keys up to a multiple of ``multiple``.
+
+    One pass from the strided view of ``x`` (inference only), as in :func:`cut_qkv_padded`.
+    """
+    kv = _padded_keys_copy(_unmerged_cut(x, pattern, 2, axes), 0, multiple)
+    return kv[0], kv[1]
