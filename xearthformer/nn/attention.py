@@ -66,11 +66,13 @@ class _DropoutAttention(torch.autograd.Function):
         q, k, v, attn_mask, drop = ctx.saved_tensors
         c = 1.0 / (1.0 - ctx.p)
         probs = _probabilities(q, k, attn_mask, ctx.scale)  # recomputed, as flash attention does
-        grad_v = torch.matmul(probs.masked_fill(drop, 0.0).transpose(-2, -1), grad_out).mul_(c)
         grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)).masked_fill_(drop, 0.0).mul_(c)
         # softmax backward, fused: dS = P * (dP - sum(dP * P))
         grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
-        del probs, grad_probs
+        del grad_probs
+        # the probabilities are not needed any more: drop them in place (no second copy)
+        grad_v = torch.matmul(probs.masked_fill_(drop, 0.0).transpose(-2, -1), grad_out).mul_(c)
+        del probs
         grad_mask = None
         if attn_mask is not None and ctx.needs_input_grad[3]:
             grad_mask = _sum_to_shape(grad_scores, attn_mask.shape)
