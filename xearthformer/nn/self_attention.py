@@ -188,19 +188,19 @@ class CuboidSelfAttentionLayer(nn.Module):
         mask = self_attention_mask((t, h, w), cuboid, shift, self.strategy, self.padding_type)
         dropout_p = self.attn_drop_p if self.training else 0.0
 
+        new_global = None
         if not self.use_global_vector and small_attention_applies(proj, volume):
             out = self._attend_small(parts[0], cut, cuboid, additive_mask(rel_bias, mask, proj.dtype, proj.device),
                                      batch=b)
-            new_global = None
-        elif not self.use_global_vector:
-            q, k, v = cut_stacked(parts[0], cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
-            attn_mask = additive_mask(rel_bias, mask, q.dtype, q.device)
-            out = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale, dropout_p=dropout_p)
-            new_global = None
         else:
             q, k, v = cut_stacked(parts[0], cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
-            out, new_global = self._attend_with_globals(
-                q, k, v, parts, global_vectors, cut, cuboid, shift, rel_bias, mask, pads, padded, dropout_p, b)
+            if self.use_global_vector:
+                out, new_global = self._attend_with_globals(
+                    q, k, v, parts, global_vectors, cut, cuboid, shift, rel_bias, mask, pads, padded, dropout_p, b)
+            else:
+                attn_mask = additive_mask(rel_bias, mask, q.dtype, q.device)
+                out = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale,
+                                       dropout_p=dropout_p)
 
         out = rearrange(out[None], reorder_pattern(self.strategy, True, reverse=True), k=1, b=b,
                         bt=bt, bh=bh, bw=bw, nt=padded[0] // bt, nh=padded[1] // bh, nw=padded[2] // bw)
