@@ -19,15 +19,9 @@ import xskillscore as xs
 
 import xearthformer
 from xearthformer.metrics import spread_skill
-from xearthformer.zoo import list_models
 
-NAMES = {m["name"] for m in list_models()}
 KC = [-2, 0, 2]
 pytestmark = pytest.mark.slow
-needs_enso = pytest.mark.skipif(not {"prediff-demo-enso", "earthformer-demo-enso"} <= NAMES,
-                                reason="the ENSO demo models are not installed")
-needs_storms = pytest.mark.skipif("prediff-demo-storms" not in NAMES,
-                                  reason="the storms PreDiff demo model is not installed")
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +52,6 @@ def check_control(values: np.ndarray, mu: float, sigma: float, attrs: dict) -> N
     assert np.allclose(attrs["kc_target"], mu + np.asarray(KC) * sigma)
 
 
-@needs_enso
 def test_ensemble_is_calibrated_and_beats_the_deterministic_demo(sst):
     chosen = inits(sst, 8)
     ens = xearthformer.ensemble(sst, n=8, init=chosen, progress=False)
@@ -75,7 +68,6 @@ def test_ensemble_is_calibrated_and_beats_the_deterministic_demo(sst):
     assert 0.5 <= ratio <= 2.0, f"spread-skill ratio {ratio:.2f} outside 0.5-2"
 
 
-@needs_enso
 def test_enso_knowledge_control_reaches_its_targets(sst):
     info = xearthformer.load_model("prediff-demo-enso").card.contract.alignment
     mu, sigma = info["mu"], info["sigma"]
@@ -91,7 +83,6 @@ def test_enso_knowledge_control_reaches_its_targets(sst):
         float(sc.min()), float(sc.max()), lo, hi)
 
 
-@needs_storms
 def test_storms_knowledge_control_reaches_its_targets():
     info = xearthformer.load_model("prediff-demo-storms").card.contract.alignment
     mu, sigma = info["mu"], info["sigma"]

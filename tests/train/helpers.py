@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
+
+from xearthformer import fit
 
 TINY = dict(
     input_shape=[1, 1, 1, 1], target_shape=[1, 1, 1, 1], base_units=16, num_heads=2,
@@ -13,6 +18,19 @@ TINY = dict(
     padding_type="zeros", pos_embed_type="t+h+w", initial_downsample_scale=[1, 1, 1],
     initial_downsample_conv_layers=1, final_upsample_conv_layers=1, ffn_activation="gelu",
 )
+#: fit options that keep the tiny runs quick and quiet
+FAST = dict(progress=False, batch_size=4)
+
+
+def interrupted_radar_run(data: xr.DataArray, out: Path) -> None:
+    """A 4-step ``fit`` on radar ``data`` killed (KeyboardInterrupt) after its first checkpoint."""
+
+    def boom(step, logs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(dict(TINY), data, in_len=3, out_len=2, steps=4, checkpoint_every=1, out_dir=out,
+            callbacks=[boom], **FAST)
 
 
 

@@ -15,9 +15,7 @@ from xearthformer.train.checkpoint import work_dir
 from xearthformer.train.errors import ResumeMismatchError
 from xearthformer.zoo.model_dir import ModelDirError, load_model_dir
 
-from .helpers import TINY, monthly_sst, radar_events
-
-FAST = dict(progress=False, batch_size=4)
+from .helpers import FAST, TINY, interrupted_radar_run, monthly_sst, radar_events
 
 TRAINING_KEYS = {
     "started_from", "fine_tuned", "train", "valid", "in_len", "out_len", "steps", "steps_done",
@@ -159,13 +157,7 @@ def test_resume_gives_the_uninterrupted_weights(tmp_path, options):
 def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
     data = radar_events(n_events=2)
     out = tmp_path / "r"
-
-    def boom(step, logs):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(dict(TINY), data, in_len=3, out_len=2, steps=4, checkpoint_every=1, out_dir=out,
-            callbacks=[boom], **FAST)
+    interrupted_radar_run(data, out)
     with pytest.raises(ResumeMismatchError, match="resume=False"):
         fit(dict(TINY), data, in_len=3, out_len=2, steps=4, lr=0.5, out_dir=out, **FAST)
     fit(dict(TINY), data, in_len=3, out_len=2, steps=2, resume=False, out_dir=out, **FAST)
@@ -194,9 +186,7 @@ def test_a_batch_that_does_not_fit_is_refused(tmp_path, capsys):
 
 
 def test_zoo_models(enso_model, tmp_path):
-    zoo = pytest.importorskip("xearthformer.zoo")
-    if not hasattr(zoo, "load_model"):
-        pytest.skip("xearthformer.zoo.load_model is not there yet")
+    from xearthformer import zoo
     from xearthformer.train.model_source import _from_loaded
 
     base = _from_loaded(zoo.load_model(str(enso_model)), "zoo model 'x'")
@@ -204,8 +194,7 @@ def test_zoo_models(enso_model, tmp_path):
     assert base.fine_tuning and base.contract.scale == card.contract.scale
     assert all(torch.equal(base.state_dict[k], weights[k]) for k in weights)
     names = [row["name"] for row in zoo.list_models() if row["name"] == "earthformer-demo-enso"]
-    if not names:
-        pytest.skip("the demo model earthformer-demo-enso is not shipped yet")
+    assert names, "the demo model earthformer-demo-enso ships with the package"
     data = __import__("xearthformer").tutorial.open_dataset("enso", n_years=3)
     c = zoo.load_model(names[0]).card.contract
     out = fit(names[0], data, in_len=c.in_len, out_len=c.out_len, steps=1, batch_size=2,

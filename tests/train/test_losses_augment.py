@@ -14,9 +14,7 @@ from xearthformer.train.errors import ResumeMismatchError
 from xearthformer.train.losses import make_loss, storm_weights
 from xearthformer.zoo.model_dir import load_model_dir
 
-from .helpers import TINY, monthly_sst, radar_events
-
-FAST = dict(progress=False, batch_size=4)
+from .helpers import FAST, TINY, interrupted_radar_run, monthly_sst, radar_events
 
 
 def _fields(seed: int = 0, shape=(2, 3, 4, 5, 1)) -> tuple[torch.Tensor, torch.Tensor]:
@@ -189,13 +187,7 @@ def test_ocean_only_loss_in_fit_ignores_land(tmp_path):
 def test_loss_and_augment_are_part_of_the_settings_fingerprint(tmp_path):
     data = radar_events(n_events=2)
     out = tmp_path / "r"
-
-    def boom(step, logs):
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        fit(dict(TINY), data, in_len=3, out_len=2, steps=4, checkpoint_every=1, out_dir=out,
-            callbacks=[boom], **FAST)
+    interrupted_radar_run(data, out)
     assert (work_dir(out) / "checkpoint.pt").exists()
     for option in (dict(loss="balanced"), dict(augment="flip_rotate")):
         with pytest.raises(ResumeMismatchError):
