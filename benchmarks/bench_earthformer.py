@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         memory_child(*args.memory_child)
         return 0
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, reps={args.reps}")
+    cpu_before = _cpu_times()
     results = []
     for case in args.cases:
         r = run_case(case, args.reps)
@@ -325,7 +327,20 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(scaling_table(max(1, args.reps // 2))), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
+    if cpu_before is not None:
+        used = [b - a for a, b in zip(cpu_before, _cpu_times())]
+        print(f"machine: {100 * used[7] / max(1, sum(used)):.1f}% of the CPU time was stolen by the host "
+              f"during the run (/proc/stat); load average {os.getloadavg()[0]:.1f}")
     return 0
+
+
+def _cpu_times() -> list[int] | None:
+    """The aggregate CPU counters of /proc/stat (user, nice, system, idle, iowait, irq, softirq, steal)."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(v) for v in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@ Prints one line per comparison (median of ``--reps`` calls, milliseconds, and th
 * nearest upsampling + 3x3 conv: interpolate-then-conv vs the per-phase convolutions
   (:func:`xearthformer.nn.upsample_conv.nearest_upsample_conv2d`) at SEVIR's sizes;
 * linear products: BLAS ``mm`` vs oneDNN for a weight gradient and an input gradient;
-* the dropout mask (:func:`xearthformer.nn.dropout.random_drop_mask`) vs ``torch.rand < p``.
+* the dropout mask (:func:`xearthformer.nn.dropout.random_drop_mask`) vs ``torch.rand < p``;
+* two readings of the machine: a 2048^3 matrix product (GFLOP/s), and filling an 85 MB tensor
+  that is freshly allocated vs one that already exists (the price of fresh memory: page
+  faults, dear on some virtual machines; the CPU-inference FFN blocking avoids it).
 
 Run: ``python benchmarks/bench_kernels.py`` on an idle machine (about a minute).
 """
@@ -72,6 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         wt = w.t().contiguous()
         print(line("input gradient 55296x256 @ 256x64 (mm vs oneDNN)", median_ms(lambda: act.mm(w), args.reps),
                    median_ms(lambda: lp(act, wt, None, "none", [], ""), args.reps)))
+    a = torch.randn(2048, 2048)
+    gemm = median_ms(lambda: a @ a, args.reps)
+    print(f"{'matrix product 2048^3 (machine reading)':<44} {2 * 2048 ** 3 / gemm / 1e6:8.1f} GFLOP/s")
+    rows = (110592, 192)  # the 96x192 qkv projection's output: 85 MB
+    existing = torch.empty(rows)
+    print(line("fill 85 MB: fresh allocation vs existing", median_ms(lambda: torch.empty(rows).fill_(1.0), args.reps),
+               median_ms(lambda: existing.fill_(1.0), args.reps)))
     shape = torch.Size([55296, 256])
     print(line("dropout mask p=0.1, 14 M elements", median_ms(lambda: torch.rand(shape) < 0.1, args.reps),
                median_ms(lambda: random_drop_mask(shape, 0.1, device=torch.device("cpu")), args.reps)))
