@@ -1,15 +1,25 @@
-"""Each CPU-inference fast path of our Earthformer switched off in turn, same process, same run.
+"""Each CPU fast path of our Earthformer switched off in turn, same process, same run.
 
-Prints, per case (ENSO config at batch 8, and at 96x192 batch 1), the median and min forward
-time with every fast path on and with one of them off, alternating the variants so that
-machine noise hits them alike, and the max abs output difference (the fast paths are exact
-rearrangements of the same sums: expect 0).
+Prints, per case, the median and min time with every fast path on and with one of them off,
+alternating the variants so that machine noise hits them alike, and the max abs difference
+of the result (the outputs in inference, the parameter gradients in training; the fast paths
+are exact rearrangements of the same sums, so expect 0 or float32 rounding).
 
-Switches (monkeypatched for the run):
+Inference cases (ENSO config forward at batch 8, and at 96x192 batch 1), switches
+monkeypatched for the run:
 
 * ``one_pass_cut``: q, k, v cut, scaled and key-padded in one pass (``cut_qkv_padded`` etc.);
 * ``blocked_ffn``: the FFN over blocks of rows (``PositionwiseFFN._blocked_inference``);
 * ``inplace_residual``: residuals added into the attention update (``blocks._residual``).
+
+Training case (``enso_train_b8``: forward + backward of the ENSO config at batch 8, dropout
+on, the same seed before every step; no optimizer step, so the weights stay put):
+
+* ``mm_weight_grad``: weight gradients by BLAS ``mm`` (off: oneDNN, which copies the
+  transposed operands);
+* ``where_drop``: dropout masks applied by ``torch.where(..., out=t)`` (off: ``masked_fill_``);
+* ``numpy_bits``: dropout bits from numpy's SFC64 (off: torch's ``randint``). The masks then
+  differ, so its gradient difference is not 0: it is printed for the record only.
 
 Run: ``python benchmarks/bench_fast_paths.py [--reps 10]`` on an idle machine (a few minutes).
 """
@@ -25,16 +35,21 @@ from pathlib import Path
 
 import torch
 
+import xearthformer.nn.attention as attention
 import xearthformer.nn.blocks as blocks
 import xearthformer.nn.cross_attention as cross_attention
+import xearthformer.nn.dropout as dropout
+import xearthformer.nn.fast_linear as fast_linear
 import xearthformer.nn.layers as layers
+import xearthformer.nn.lean as lean
 import xearthformer.nn.self_attention as self_attention
 from xearthformer.models import Earthformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_earthformer import config  # noqa: E402
 
-CASES = {"enso_fwd_b8": (None, 8), "enso_fwd_96x192_b1": ((96, 192), 1)}
+CASES = {"enso_fwd_b8": (None, 8), "enso_fwd_96x192_b1": ((96, 192), 1), "enso_train_b8": (None, 8)}
+TRAINING_CASES = ("enso_train_b8",)
 
 
 def _never(*args, **kwargs) -> bool:
@@ -45,12 +60,34 @@ def _plain_residual(x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
     return x + update
 
 
-SWITCHES = {
+def _onednn_weight_grad(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(grad_out.t(), x.t(), None, "none", [], "")
+
+
+def _masked_fill_drop(t: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
+    return t.masked_fill_(drop, 0.0)
+
+
+def _torch_slices(n: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    bits = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device,
+                         generator=generator)
+    return bits.view(torch.int16)[:n]
+
+
+INFERENCE_SWITCHES = {
     "one_pass_cut": [(self_attention, "small_attention_applies", _never),
                      (cross_attention, "small_attention_applies", _never)],
     "blocked_ffn": [(layers.PositionwiseFFN, "_blocked_inference", _never)],
     "inplace_residual": [(blocks, "_residual", _plain_residual)],
 }
+TRAINING_SWITCHES = {
+    "mm_weight_grad": [(fast_linear, "weight_grad", _onednn_weight_grad),
+                       (lean, "weight_grad", _onednn_weight_grad)],
+    "where_drop": [(attention, "apply_drop_", _masked_fill_drop), (layers, "apply_drop_", _masked_fill_drop),
+                   (lean, "apply_drop_", _masked_fill_drop)],
+    "numpy_bits": [(dropout, "_random_slices", _torch_slices)],
+}
+SWITCHES = {**INFERENCE_SWITCHES, **TRAINING_SWITCHES}
 
 
 @contextlib.contextmanager
@@ -66,32 +103,49 @@ def switched_off(name: str | None):
             setattr(owner, attr, original)
 
 
-@torch.no_grad()
 def run_case(case: str, reps: int) -> list[str]:
     grid, batch = CASES[case]
+    training = case in TRAINING_CASES
     kw = config("earthformer-icar-enso", grid)
     torch.manual_seed(0)
-    model = Earthformer.from_official_kwargs(kw).eval()
+    model = Earthformer.from_official_kwargs(kw).train(training)
     x = torch.randn(batch, *kw["input_shape"], generator=torch.Generator().manual_seed(1))
-    variants = [None, *SWITCHES]
+    switches = TRAINING_SWITCHES if training else INFERENCE_SWITCHES
+    if training and not fast_linear.onednn_available():
+        switches = {k: v for k, v in switches.items() if k != "mm_weight_grad"}
+    step = _training_step(model, x) if training else torch.no_grad()(lambda: model(x))
+    variants = [None, *switches]
     outputs, times = {}, {v: [] for v in variants}
-    for v in variants:  # warm-up, and the outputs to compare
+    for v in variants:  # warm-up, and the results to compare
         with switched_off(v):
-            outputs[v] = model(x)
+            outputs[v] = step()
     for _ in range(reps):
         for v in variants:
             with switched_off(v):
                 start = time.perf_counter()
-                model(x)
+                step()
                 times[v].append(time.perf_counter() - start)
     base = statistics.median(times[None])
     lines = [f"{case:<20} all fast paths on   median {base:.3f}s  min {min(times[None]):.3f}s"]
-    for v in SWITCHES:
+    for v in switches:
         med = statistics.median(times[v])
         diff = (outputs[v] - outputs[None]).abs().max().item()
+        note = " (other random masks)" if v == "numpy_bits" else ""
         lines.append(f"{case:<20} {v + ' off':<19} median {med:.3f}s  min {min(times[v]):.3f}s  "
-                     f"({med / base:.2f}x the time with it on) | max abs diff {diff:.1e}")
+                     f"({med / base:.2f}x the time with it on) | max abs diff {diff:.1e}{note}")
     return lines
+
+
+def _training_step(model: torch.nn.Module, x: torch.Tensor):
+    """Forward + backward from the same seed; returns every parameter gradient, flattened."""
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def step() -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(2)
+        model(x).square().mean().backward()
+        return torch.cat([p.grad.flatten() for p in params])
+    return step
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,11 @@ Prints one line per comparison (median of ``--reps`` calls, milliseconds, and th
   12, 14, 16 and 24 keys (ENSO's cuboids);
 * nearest upsampling + 3x3 conv: interpolate-then-conv vs the per-phase convolutions
   (:func:`xearthformer.nn.upsample_conv.nearest_upsample_conv2d`) at SEVIR's sizes;
-* linear products: BLAS ``mm`` vs oneDNN for a weight gradient and an input gradient;
-* the dropout mask (:func:`xearthformer.nn.dropout.random_drop_mask`) vs ``torch.rand < p``;
+* linear products: oneDNN vs BLAS ``mm`` for the two weight gradients of the FFN (``mm`` is
+  what :func:`~xearthformer.nn.fast_linear.weight_grad` uses) and BLAS vs oneDNN for an input gradient;
+* the dropout mask (:func:`xearthformer.nn.dropout.random_drop_mask`) vs ``torch.rand < p``, its
+  random bits (torch's ``randint`` vs numpy's SFC64) and applying it (``masked_fill_`` vs
+  :func:`~xearthformer.nn.dropout.apply_drop_`);
 * two readings of the machine: a 2048^3 matrix product (GFLOP/s), and filling an 85 MB tensor
   that is freshly allocated vs one that already exists (the price of fresh memory: page
   faults, dear on some virtual machines; the CPU-inference FFN blocking avoids it).
@@ -21,11 +24,12 @@ import argparse
 import statistics
 import time
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from xearthformer.nn.attention import small_attention
-from xearthformer.nn.dropout import random_drop_mask
+from xearthformer.nn.dropout import apply_drop_, random_drop_mask
 from xearthformer.nn.fast_linear import onednn_available, weight_grad
 from xearthformer.nn.upsample_conv import nearest_upsample_conv2d
 
@@ -69,9 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         rows = 55296
         g, act = torch.randn(rows, 64), torch.randn(rows, 256)
         w = torch.randn(256, 64)
-        print(line("weight gradient 64x256 over 55296 rows", median_ms(lambda: g.t().mm(act), args.reps),
-                   median_ms(lambda: weight_grad(g, act), args.reps)))
         lp = torch.ops.mkldnn._linear_pointwise
+        for grad, inp in ((g, act), (act, g)):  # ffn_2's and ffn_1's weight gradients
+            name = f"weight gradient {grad.shape[1]}x{inp.shape[1]} (oneDNN vs mm)"
+            print(line(name, median_ms(lambda: lp(grad.t(), inp.t(), None, "none", [], ""), args.reps),
+                       median_ms(lambda: weight_grad(grad, inp), args.reps)))
         wt = w.t().contiguous()
         print(line("input gradient 55296x256 @ 256x64 (mm vs oneDNN)", median_ms(lambda: act.mm(w), args.reps),
                    median_ms(lambda: lp(act, wt, None, "none", [], ""), args.reps)))
@@ -85,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     shape = torch.Size([55296, 256])
     print(line("dropout mask p=0.1, 14 M elements", median_ms(lambda: torch.rand(shape) < 0.1, args.reps),
                median_ms(lambda: random_drop_mask(shape, 0.1, device=torch.device("cpu")), args.reps)))
+    words = shape.numel() // 4
+    print(line("dropout bits, 3.5 M words (torch randint vs numpy SFC64)",
+               median_ms(lambda: torch.randint(-(2**63), 2**63 - 1, (words,), dtype=torch.int64), args.reps),
+               median_ms(lambda: np.random.SFC64(0).random_raw(words), args.reps)))
+    hidden, drop = torch.randn(shape), random_drop_mask(shape, 0.1, device=torch.device("cpu"))
+    print(line("apply a dropout mask in place (masked_fill_ vs apply_drop_)",
+               median_ms(lambda: hidden.masked_fill_(drop, 0.0), args.reps),
+               median_ms(lambda: apply_drop_(hidden, drop), args.reps)))
     return 0
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .dropout import random_drop_mask
+from .dropout import apply_drop_, random_drop_mask
 
 _MASK_FILL = {torch.float16: -1e4}
 
@@ -55,7 +55,7 @@ class _DropoutAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, attn_mask, scale: float, p: float):  # noqa: D102
         probs = _probabilities(q, k, attn_mask, scale)
         drop = random_drop_mask(probs.shape, p, device=probs.device)
-        out = torch.matmul(probs.masked_fill_(drop, 0.0), v).mul_(1.0 / (1.0 - p))
+        out = torch.matmul(apply_drop_(probs, drop), v).mul_(1.0 / (1.0 - p))
         del probs
         ctx.save_for_backward(q, k, v, attn_mask, drop)
         ctx.scale, ctx.p = scale, p
@@ -66,12 +66,12 @@ class _DropoutAttention(torch.autograd.Function):
         q, k, v, attn_mask, drop = ctx.saved_tensors
         c = 1.0 / (1.0 - ctx.p)
         probs = _probabilities(q, k, attn_mask, ctx.scale)  # recomputed, as flash attention does
-        grad_probs = torch.matmul(grad_out, v.transpose(-2, -1)).masked_fill_(drop, 0.0).mul_(c)
+        grad_probs = apply_drop_(torch.matmul(grad_out, v.transpose(-2, -1)), drop).mul_(c)
         # softmax backward, fused: dS = P * (dP - sum(dP * P))
         grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
         del grad_probs
         # the probabilities are not needed any more: drop them in place (no second copy)
-        grad_v = torch.matmul(probs.masked_fill_(drop, 0.0).transpose(-2, -1), grad_out).mul_(c)
+        grad_v = torch.matmul(apply_drop_(probs, drop).transpose(-2, -1), grad_out).mul_(c)
         del probs
         grad_mask = None
         if attn_mask is not None and ctx.needs_input_grad[3]:

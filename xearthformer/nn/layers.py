@@ -12,7 +12,7 @@ from torch import nn
 
 from ._validation import ConfigError, int_triple, one_of
 from .cuboid import pad_amounts, pad_thw
-from .dropout import FastDropout, random_drop_mask
+from .dropout import FastDropout, apply_drop_, random_drop_mask
 from .fast_linear import linear as fast_linear
 from .lean import lean_ffn
 from .upsample_conv import nearest_upsample_conv2d
@@ -93,7 +93,7 @@ def linear_dropout(x: torch.Tensor, linear: nn.Linear, dropout: nn.Module) -> to
     scale = 1.0 / (1.0 - p)
     bias = None if linear.bias is None else linear.bias * scale
     out = fast_linear(x, linear.weight * scale, bias)
-    return out.masked_fill_(random_drop_mask(out.shape, p, device=out.device), 0.0)
+    return apply_drop_(out, random_drop_mask(out.shape, p, device=out.device))
 
 
 #: Rows per block of the CPU-inference FFN (a 4 MiB hidden block at 256 hidden units).

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .dropout import random_drop_mask
+from .dropout import apply_drop_, dropped, random_drop_mask
 from .fast_linear import linear, weight_grad
 
 __all__ = ["lean_ffn", "norm_linear"]
@@ -51,14 +51,14 @@ class LeanFFNFunction(torch.autograd.Function):
         drop = _no_mask(x)
         if p > 0.0:
             drop = random_drop_mask(hidden.shape, p, device=hidden.device)
-            hidden.masked_fill_(drop, 0.0)
+            apply_drop_(hidden, drop)
         act = F.gelu(hidden)
         out = linear(act, _scaled(w2, p, p_out), _scaled(b2, 0.0, p_out), need_grad=False)
         del act
         drop_out = _no_mask(x)
         if p_out > 0.0:
             drop_out = random_drop_mask(out.shape, p_out, device=out.device)
-            out.masked_fill_(drop_out, 0.0)
+            apply_drop_(out, drop_out)
         ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop, drop_out)
         ctx.eps, ctx.p, ctx.p_out = eps, p, p_out
         return out
@@ -68,7 +68,7 @@ class LeanFFNFunction(torch.autograd.Function):
         x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop, drop_out = ctx.saved_tensors
         p, p_out = ctx.p, ctx.p_out
         if p_out > 0.0:  # grad_out may be shared with the residual branch: not in place
-            grad_out = grad_out.masked_fill(drop_out, 0.0)
+            grad_out = dropped(grad_out, drop_out)
         act = F.gelu(hidden)  # hidden is saved masked: so is act
         grad_w2 = weight_grad(grad_out, act)
         if p > 0.0 or p_out > 0.0:
@@ -79,7 +79,7 @@ class LeanFFNFunction(torch.autograd.Function):
         del act
         grad_act = linear(grad_out, _scaled(w2, p, p_out).t().contiguous(), need_grad=False)
         if p > 0.0:
-            grad_act.masked_fill_(drop, 0.0)
+            apply_drop_(grad_act, drop)
         grad_hidden = torch.ops.aten.gelu_backward(grad_act, hidden)
         del grad_act
         normed = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, ctx.eps)[0]  # as forward
