@@ -18,6 +18,8 @@ on, the same seed before every step; no optimizer step, so the weights stay put)
 * ``mm_weight_grad``: weight gradients by BLAS ``mm`` (off: oneDNN, which copies the
   transposed operands);
 * ``where_drop``: dropout masks applied by ``torch.where(..., out=t)`` (off: ``masked_fill_``);
+* ``blocked_lean_ffn``: the 4x-wide temporaries of the lean FFN made over row blocks (off:
+  one block of every row);
 * ``numpy_bits``: dropout bits from numpy's SFC64 (off: torch's ``randint``). The masks then
   differ, so its gradient difference is not 0: it is printed for the record only.
 
@@ -85,6 +87,7 @@ TRAINING_SWITCHES = {
                        (lean, "weight_grad", _onednn_weight_grad)],
     "where_drop": [(attention, "apply_drop_", _masked_fill_drop), (layers, "apply_drop_", _masked_fill_drop),
                    (lean, "apply_drop_", _masked_fill_drop)],
+    "blocked_lean_ffn": [(lean, "LEAN_BLOCK_ROWS", 1 << 40)],
     "numpy_bits": [(dropout, "_random_slices", _torch_slices)],
 }
 SWITCHES = {**INFERENCE_SWITCHES, **TRAINING_SWITCHES}

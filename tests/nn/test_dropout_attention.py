@@ -56,10 +56,14 @@ def test_dropout_rate_and_eval_path():
     torch.testing.assert_close(exact, torch.ones_like(exact))
 
 
+@pytest.mark.parametrize("block_rows", [4096, 7])  # one block; four blocks, the last one partial
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("p, p_out", [(0.0, 0.0), (0.4, 0.0), (0.4, 0.3), (0.0, 0.3)])
-def test_lean_ffn_matches_module_maths(p, p_out, dtype):
+def test_lean_ffn_matches_module_maths(p, p_out, dtype, block_rows, monkeypatch):
+    from xearthformer.nn import lean
     from xearthformer.nn.layers import PositionwiseFFN
+
+    monkeypatch.setattr(lean, "LEAN_BLOCK_ROWS", block_rows)
 
     torch.manual_seed(0)
     ffn = PositionwiseFFN(6, 24, dropout=p_out, activation_dropout=p).to(dtype).train()

@@ -32,6 +32,10 @@ from .fast_linear import linear, weight_grad
 __all__ = ["lean_ffn", "norm_linear"]
 
 
+#: Rows per block of the lean FFN (a 4 MiB hidden block at 256 hidden units).
+LEAN_BLOCK_ROWS = 4096
+
+
 class LeanFFNFunction(torch.autograd.Function):
     """``drop_out(ffn_2(drop_act(gelu(ffn_1(layer_norm(x))))))`` on "n c" rows, saving little.
 
@@ -40,6 +44,13 @@ class LeanFFNFunction(torch.autograd.Function):
     already masked: backward recomputes the activations without masking them again. The
     ``1 / (1 - p)`` rescalings are folded into ``ffn_2``'s weight and bias, and the output
     dropout masks ``ffn_2``'s output in place.
+
+    Everything 4x wide except the saved hidden tensor (the activations in forward; the
+    activations, their gradient and the hidden gradient in backward) is made over blocks of
+    :data:`LEAN_BLOCK_ROWS` rows: a few MiB that the allocator reuses, where whole they were
+    three fresh tensors of the hidden's size per call (page faults, and that much more
+    memory at the start of backward, when memory peaks). The weight gradients add up over
+    the blocks (``addmm_``): the same sums, in another order.
     """
 
     @staticmethod
@@ -52,9 +63,10 @@ class LeanFFNFunction(torch.autograd.Function):
         if p > 0.0:
             drop = random_drop_mask(hidden.shape, p, device=hidden.device)
             apply_drop_(hidden, drop)
-        act = F.gelu(hidden)
-        out = linear(act, _scaled(w2, p, p_out), _scaled(b2, 0.0, p_out), need_grad=False)
-        del act
+        w2s, b2s = _scaled(w2, p, p_out), _scaled(b2, 0.0, p_out)
+        out = x.new_empty(x.shape[0], w2.shape[0])
+        for rows in _blocks(x.shape[0]):
+            out[rows] = linear(F.gelu(hidden[rows]), w2s, b2s, need_grad=False)
         drop_out = _no_mask(x)
         if p_out > 0.0:
             drop_out = random_drop_mask(out.shape, p_out, device=out.device)
@@ -69,28 +81,41 @@ class LeanFFNFunction(torch.autograd.Function):
         p, p_out = ctx.p, ctx.p_out
         if p_out > 0.0:  # grad_out may be shared with the residual branch: not in place
             grad_out = dropped(grad_out, drop_out)
-        act = F.gelu(hidden)  # hidden is saved masked: so is act
-        grad_w2 = weight_grad(grad_out, act)
+        grad_out = grad_out.contiguous()
+        normed = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, ctx.eps)[0]  # as forward
+        w2s_t = _scaled(w2, p, p_out).t().contiguous()
+        w1_t = w1.t().contiguous()
+        grad_w2 = w2.new_zeros(w2.shape)
+        grad_w1 = w1.new_zeros(w1.shape)
+        grad_b1 = w1.new_zeros(w1.shape[0])
+        grad_normed = normed.new_empty(normed.shape)
+        for rows in _blocks(x.shape[0]):
+            h, g = hidden[rows], grad_out[rows]
+            act = F.gelu(h)  # hidden is saved masked: so is act
+            grad_w2.addmm_(g.t(), act)
+            grad_act = linear(g, w2s_t, need_grad=False)
+            if p > 0.0:
+                apply_drop_(grad_act, drop[rows])
+            grad_hidden = torch.ops.aten.gelu_backward(grad_act, h)
+            grad_b1 += grad_hidden.sum(0)
+            grad_w1.addmm_(grad_hidden.t(), normed[rows])
+            grad_normed[rows] = linear(grad_hidden, w1_t, need_grad=False)
         if p > 0.0 or p_out > 0.0:
             grad_w2.mul_(_scale(p) * _scale(p_out))
         grad_b2 = grad_out.sum(0)
         if p_out > 0.0:
             grad_b2.mul_(_scale(p_out))
-        del act
-        grad_act = linear(grad_out, _scaled(w2, p, p_out).t().contiguous(), need_grad=False)
-        if p > 0.0:
-            apply_drop_(grad_act, drop)
-        grad_hidden = torch.ops.aten.gelu_backward(grad_act, hidden)
-        del grad_act
-        normed = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, ctx.eps)[0]  # as forward
-        grad_w1 = weight_grad(grad_hidden, normed)
-        grad_b1 = grad_hidden.sum(0)
         del normed
-        grad_normed = linear(grad_hidden, w1.t().contiguous(), need_grad=False)
         grad_x, grad_ln_w, grad_ln_b = torch.ops.aten.native_layer_norm_backward(
             grad_normed, x, (x.shape[-1],), mean, rstd, ln_weight, ln_bias,
             [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]])
         return grad_x, grad_ln_w, grad_ln_b, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None
+
+
+def _blocks(n: int) -> list[slice]:
+    """Row slices of at most :data:`LEAN_BLOCK_ROWS` rows covering ``range(n)``."""
+    step = max(1, LEAN_BLOCK_ROWS)
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 
 def _no_mask(like: torch.Tensor) -> torch.Tensor:
