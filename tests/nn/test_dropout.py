@@ -64,3 +64,15 @@ def test_apply_drop_equals_masked_fill(requires_grad: bool) -> None:
 def test_apply_drop_rejects_a_mask_of_another_shape() -> None:
     with pytest.raises(ValueError, match=r"drop mask has shape \(3,\), the tensor \(2, 3\)"):
         apply_drop_(torch.ones(2, 3), torch.zeros(3, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("n", [1, 7, 1000])  # scalar tail and vectorised kernels
+def test_gelu_silent_value_has_zero_activation_and_gradient(dtype, n) -> None:
+    # the lean FFN encodes its activation-dropout mask in the saved hidden tensor this way
+    from xearthformer.nn.lean import GELU_SILENT
+
+    h = torch.full((n,), GELU_SILENT, dtype=dtype)
+    grad = torch.randn(n, dtype=dtype) * 1e3
+    assert torch.equal(torch.nn.functional.gelu(h).abs(), torch.zeros(n, dtype=dtype))
+    assert torch.equal(torch.ops.aten.gelu_backward(grad, h).abs(), torch.zeros(n, dtype=dtype))

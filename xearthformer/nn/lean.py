@@ -34,14 +34,19 @@ __all__ = ["lean_ffn", "norm_linear"]
 
 #: Rows per block of the lean FFN (a 4 MiB hidden block at 256 hidden units).
 LEAN_BLOCK_ROWS = 4096
+#: A pre-activation where the exact GELU and its derivative are 0 (erf saturates to -1).
+GELU_SILENT = -1e4
 
 
 class LeanFFNFunction(torch.autograd.Function):
     """``drop_out(ffn_2(drop_act(gelu(ffn_1(layer_norm(x))))))`` on "n c" rows, saving little.
 
-    Both dropouts are fused in. The activation dropout is applied to the GELU *input*
-    (``gelu(0) = 0``, so the activations are the same), which leaves the saved hidden tensor
-    already masked: backward recomputes the activations without masking them again. The
+    Both dropouts are fused in. The activation dropout is applied to the GELU *input*: a
+    dropped hidden unit is set to :data:`GELU_SILENT` (-1e4), where the exact GELU and its
+    derivative are both exactly 0 in float32 and float64. So the activations are those of
+    dropping after the GELU, and the saved hidden tensor carries its own mask: backward
+    recomputes activations and gradients that are already 0 where dropped, and no mask for
+    the hidden layer is kept (1 byte per hidden unit less) or applied again. The
     ``1 / (1 - p)`` rescalings are folded into ``ffn_2``'s weight and bias, and the output
     dropout masks ``ffn_2``'s output in place.
 
@@ -59,10 +64,10 @@ class LeanFFNFunction(torch.autograd.Function):
         normed, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
         hidden = linear(normed, w1, b1, need_grad=False)
         del normed
-        drop = _no_mask(x)
         if p > 0.0:
             drop = random_drop_mask(hidden.shape, p, device=hidden.device)
-            apply_drop_(hidden, drop)
+            torch.where(drop, hidden.new_full((), GELU_SILENT), hidden, out=hidden)
+            del drop
         w2s, b2s = _scaled(w2, p, p_out), _scaled(b2, 0.0, p_out)
         out = x.new_empty(x.shape[0], w2.shape[0])
         for rows in _blocks(x.shape[0]):
@@ -71,13 +76,13 @@ class LeanFFNFunction(torch.autograd.Function):
         if p_out > 0.0:
             drop_out = random_drop_mask(out.shape, p_out, device=out.device)
             apply_drop_(out, drop_out)
-        ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop, drop_out)
+        ctx.save_for_backward(x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop_out)
         ctx.eps, ctx.p, ctx.p_out = eps, p, p_out
         return out
 
     @staticmethod
     def backward(ctx, grad_out):  # noqa: D102
-        x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop, drop_out = ctx.saved_tensors
+        x, mean, rstd, ln_weight, ln_bias, w1, w2, hidden, drop_out = ctx.saved_tensors
         p, p_out = ctx.p, ctx.p_out
         if p_out > 0.0:  # grad_out may be shared with the residual branch: not in place
             grad_out = dropped(grad_out, drop_out)
@@ -91,12 +96,10 @@ class LeanFFNFunction(torch.autograd.Function):
         grad_normed = normed.new_empty(normed.shape)
         for rows in _blocks(x.shape[0]):
             h, g = hidden[rows], grad_out[rows]
-            act = F.gelu(h)  # hidden is saved masked: so is act
+            act = F.gelu(h)  # 0 where dropped (GELU_SILENT)
             grad_w2.addmm_(g.t(), act)
             grad_act = linear(g, w2s_t, need_grad=False)
-            if p > 0.0:
-                apply_drop_(grad_act, drop[rows])
-            grad_hidden = torch.ops.aten.gelu_backward(grad_act, h)
+            grad_hidden = torch.ops.aten.gelu_backward(grad_act, h)  # 0 where dropped, too
             grad_b1 += grad_hidden.sum(0)
             grad_w1.addmm_(grad_hidden.t(), normed[rows])
             grad_normed[rows] = linear(grad_hidden, w1_t, need_grad=False)
