@@ -10,7 +10,9 @@ monkeypatched for the run:
 
 * ``one_pass_cut``: q, k, v cut, scaled and key-padded in one pass (``cut_qkv_padded`` etc.);
 * ``blocked_ffn``: the FFN over blocks of rows (``PositionwiseFFN._blocked_inference``);
-* ``inplace_residual``: residuals added into the attention update (``blocks._residual``).
+* ``inplace_residual``: residuals added into the attention update (``blocks._residual``);
+* ``attention_slabs``: self-attention over slabs of whole cuboids
+  (``CuboidSelfAttentionLayer._inference_slabs``).
 
 Training case (``enso_train_b8``: forward + backward of the ENSO config at batch 8, dropout
 on, the same seed before every step; no optimizer step, so the weights stay put):
@@ -81,6 +83,7 @@ INFERENCE_SWITCHES = {
                      (cross_attention, "small_attention_applies", _never)],
     "blocked_ffn": [(layers.PositionwiseFFN, "_blocked_inference", _never)],
     "inplace_residual": [(blocks, "_residual", _plain_residual)],
+    "attention_slabs": [(self_attention.CuboidSelfAttentionLayer, "_inference_slabs", _never)],
 }
 TRAINING_SWITCHES = {
     "mm_weight_grad": [(fast_linear, "weight_grad", _onednn_weight_grad),

@@ -322,3 +322,48 @@ def test_one_pass_inference_cut_in_cross_attention(monkeypatch, kwargs, t_x, t_m
         general = layer(x, mem)
     assert calls, "float64 inference with short cuboids should take the one-pass cut"
     torch.testing.assert_close(fast, general, rtol=0, atol=1e-12)
+
+
+# -- CPU-inference self-attention over slabs of cuboids -------------------------------------
+@pytest.mark.parametrize("kwargs, shape, slab_axis", [
+    (dict(cuboid_size=(2, 4, 4), strategy=("l", "l", "l")), (2, 6, 8, 8), 1),          # slabs along t
+    (dict(cuboid_size=(6, 1, 1), strategy=("l", "l", "l")), (2, 6, 8, 8), 2),          # axial time
+    (dict(cuboid_size=(1, 8, 1), strategy=("l", "l", "l")), (2, 6, 8, 8), 3),          # axial height
+    (dict(cuboid_size=(2, 4, 4), shift_size=(1, 2, 0), strategy=("l", "l", "l")), (2, 6, 8, 8), 3),
+    (dict(cuboid_size=(2, 4, 4), strategy=("d", "d", "l")), (2, 6, 8, 8), 3),          # dilated t, h
+    (dict(cuboid_size=(4, 4, 4), strategy=("l", "l", "l"), padding_type="zeros"), (2, 6, 8, 8), 2),  # zero tail
+    (dict(cuboid_size=(4, 3, 4), strategy=("l", "l", "l"), padding_type="ignore"), (2, 6, 8, 8), 3),
+    (dict(cuboid_size=(4, 4, 3), strategy=("l", "l", "l"), padding_type="nearest"), (2, 6, 8, 8), 2),
+    (dict(cuboid_size=(2, 4, 4), strategy=("d", "d", "d")), (2, 6, 8, 8), None),       # nothing local
+])
+def test_slabs_of_cuboids_equal_the_whole_grid(kwargs, shape, slab_axis, monkeypatch) -> None:
+    from xearthformer.nn import self_attention
+
+    torch.manual_seed(0)
+    layer = CuboidSelfAttentionLayer(16, 4, **kwargs).double().eval()
+    x = torch.randn(*shape, 16, dtype=torch.float64)
+    monkeypatch.setattr(self_attention, "ATTENTION_SLAB_TOKENS", 40)
+    with torch.no_grad():
+        slabs = layer._inference_slabs(x, None)
+        assert (slabs and slabs[0]) == slab_axis
+        if slab_axis is not None:
+            assert slabs[1] < x.shape[slab_axis]  # more than one slab
+        by_slabs = layer(x)
+        monkeypatch.setattr(CuboidSelfAttentionLayer, "_inference_slabs", lambda *a: None)
+        whole = layer(x)
+    torch.testing.assert_close(by_slabs, whole, rtol=0, atol=1e-12)
+
+
+def test_slabs_only_in_cpu_inference(monkeypatch) -> None:
+    from xearthformer.nn import self_attention
+
+    monkeypatch.setattr(self_attention, "ATTENTION_SLAB_TOKENS", 40)
+    layer = CuboidSelfAttentionLayer(16, 4, cuboid_size=(2, 4, 4))
+    x = torch.randn(2, 6, 8, 8, 16)
+    assert layer.eval()._inference_slabs(x, None) is None  # autograd records (parameters need grad)
+    with torch.no_grad():
+        assert layer.eval()._inference_slabs(x, None) is not None
+        assert layer.train()._inference_slabs(x, None) is None
+    glob = CuboidSelfAttentionLayer(16, 4, cuboid_size=(2, 4, 4), use_global_vector=True).eval()
+    with torch.no_grad():
+        assert glob._inference_slabs(x, torch.randn(2, 3, 16)) is None

@@ -47,6 +47,10 @@ from .fast_linear import linear as fast_linear
 from .lean import lean_path_ok, norm_linear
 
 
+#: Tokens per slab of the CPU-inference self-attention (a 6 MiB qkv block at 64 channels).
+ATTENTION_SLAB_TOKENS = 8192
+
+
 def _zero_pad_last(t: torch.Tensor, before: int, after: int) -> torch.Tensor:
     return torch.nn.functional.pad(t, (before, after))
 
@@ -150,7 +154,52 @@ class CuboidSelfAttentionLayer(nn.Module):
         return weight, bias, sizes
 
     def forward(self, x: torch.Tensor, global_vectors: torch.Tensor | None = None):
-        """x: "b t h w c"; global_vectors: "b g (r c)". Returns the update(s)."""
+        """x: "b t h w c"; global_vectors: "b g (r c)". Returns the update(s).
+
+        In CPU inference over many tokens, without global vectors, the layer runs over slabs
+        of whole cuboids (:meth:`_inference_slabs`): cuboids are independent, so the result
+        is the same, while the projections, the cut copies and the attention temporaries of
+        a slab are a few MiB that the allocator reuses instead of fresh tensors of the
+        whole grid's size (on machines where page faults are dear, filling fresh memory
+        cost as much as the matrix products).
+        """
+        slabs = self._inference_slabs(x, global_vectors)
+        if not slabs:
+            return self._forward(x, global_vectors)
+        axis, step = slabs
+        out = x.new_empty(*x.shape[:-1], self.dim)
+        index = [slice(None)] * 5
+        for start in range(0, x.shape[axis], step):
+            index[axis] = slice(start, start + step)
+            out[tuple(index)] = self._forward(x[tuple(index)])
+        return out
+
+    def _inference_slabs(self, x: torch.Tensor, global_vectors: torch.Tensor | None) -> tuple[int, int] | None:
+        """(axis of x, slab length) to run CPU inference by slabs, or None to run it whole.
+
+        A slab is a run of whole cuboids along one axis that is local (``'l'``), not shifted
+        and not padded: its cuboids, their bias and their mask are those of the whole grid.
+        Slabs hold about :data:`ATTENTION_SLAB_TOKENS` tokens.
+        """
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.qkv.weight.requires_grad)
+        tokens = x.numel() // max(1, x.shape[-1])
+        if (x.device.type != "cpu" or self.training or needs_grad or self.use_global_vector
+                or global_vectors is not None or x.dim() != 5 or tokens <= 2 * ATTENTION_SLAB_TOKENS):
+            return None
+        thw = tuple(x.shape[1:4])
+        cuboid, shift = adjust_cuboid_and_shift(thw, self.cuboid_size, self.shift_size, self.strategy)
+        pads = pad_amounts(thw, cuboid)
+        best = None
+        for i in range(3):
+            if self.strategy[i] != "l" or shift[i] or pads[i] or cuboid[i] >= thw[i]:
+                continue
+            slab_tokens = tokens // (thw[i] // cuboid[i])  # tokens of one cuboid-thick slab
+            step = cuboid[i] * max(1, ATTENTION_SLAB_TOKENS // slab_tokens)
+            if step < thw[i] and (best is None or slab_tokens < best[2]):
+                best = (i + 1, step, slab_tokens)
+        return None if best is None else best[:2]
+
+    def _forward(self, x: torch.Tensor, global_vectors: torch.Tensor | None = None):
         weight, bias, sizes = self._local_projection()
         fuse_norm = bias is None and lean_path_ok(self.norm, x.device.type)
         x_raw = x
