@@ -64,14 +64,16 @@ class LeanFFNFunction(torch.autograd.Function):
         normed, mean, rstd = torch.native_layer_norm(x, (x.shape[-1],), ln_weight, ln_bias, eps)
         hidden = linear(normed, w1, b1, need_grad=False)
         del normed
-        if p > 0.0:
-            drop = random_drop_mask(hidden.shape, p, device=hidden.device)
-            torch.where(drop, hidden.new_full((), GELU_SILENT), hidden, out=hidden)
-            del drop
+        drop = random_drop_mask(hidden.shape, p, device=hidden.device) if p > 0.0 else None
+        silent = hidden.new_full((), GELU_SILENT)
         w2s, b2s = _scaled(w2, p, p_out), _scaled(b2, 0.0, p_out)
         out = x.new_empty(x.shape[0], w2.shape[0])
         for rows in _blocks(x.shape[0]):
-            out[rows] = linear(F.gelu(hidden[rows]), w2s, b2s, need_grad=False)
+            h = hidden[rows]
+            if drop is not None:  # while the block is in cache, just before its GELU
+                torch.where(drop[rows], silent, h, out=h)
+            out[rows] = linear(F.gelu(h), w2s, b2s, need_grad=False)
+        del drop
         drop_out = _no_mask(x)
         if p_out > 0.0:
             drop_out = random_drop_mask(out.shape, p_out, device=out.device)
