@@ -22,6 +22,8 @@ on, the same seed before every step; no optimizer step, so the weights stay put)
 * ``where_drop``: dropout masks applied by ``torch.where(..., out=t)`` (off: ``masked_fill_``);
 * ``blocked_lean_ffn``: the 4x-wide temporaries of the lean FFN made over row blocks (off:
   one block of every row);
+* ``blocked_dropout_attention``: attention with dropout over blocks of cuboids (off: one
+  block of all of them);
 * ``numpy_bits``: dropout bits from numpy's SFC64 (off: torch's ``randint``). The masks then
   differ, so its gradient difference is not 0: it is printed for the record only.
 
@@ -91,6 +93,7 @@ TRAINING_SWITCHES = {
     "where_drop": [(attention, "apply_drop_", _masked_fill_drop), (layers, "apply_drop_", _masked_fill_drop),
                    (lean, "apply_drop_", _masked_fill_drop)],
     "blocked_lean_ffn": [(lean, "LEAN_BLOCK_ROWS", 1 << 40)],
+    "blocked_dropout_attention": [(attention, "DROPOUT_ATTENTION_BLOCK_BYTES", 1 << 60)],
     "numpy_bits": [(dropout, "_random_slices", _torch_slices)],
 }
 SWITCHES = {**INFERENCE_SWITCHES, **TRAINING_SWITCHES}

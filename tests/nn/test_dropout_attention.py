@@ -15,8 +15,12 @@ def reference(q, k, v, attn_mask, scale, p, keep):
     return (probs * keep / (1 - p)) @ v
 
 
+@pytest.mark.parametrize("block_bytes", [4 << 20, 2000])  # one block; blocks of 2 cuboids (shared masks)
 @pytest.mark.parametrize("mask_shape", [None, (1, 3, 5, 7), (4, 3, 5, 7), (4, 1, 5, 7)])
-def test_matches_reference_with_gradients(mask_shape):
+def test_matches_reference_with_gradients(mask_shape, block_bytes, monkeypatch):
+    from xearthformer.nn import attention as attention_module
+
+    monkeypatch.setattr(attention_module, "DROPOUT_ATTENTION_BLOCK_BYTES", block_bytes)
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(4, 3, 5, 8, dtype=torch.float64, generator=gen, requires_grad=True)
     k = torch.randn(4, 3, 7, 8, dtype=torch.float64, generator=gen, requires_grad=True)
@@ -33,6 +37,10 @@ def test_matches_reference_with_gradients(mask_shape):
     keep = random_keep_mask(torch.Size([4, 3, 5, 8]), p, device=torch.device("cpu"))[..., :7]
     expected = reference(q, k, v, mask, scale, p, keep)
     torch.testing.assert_close(out, expected)
+    shared = mask_shape is None or mask_shape[0] == 1
+    padded_k = torch.empty(4, 3, 8, 8, dtype=torch.float64)  # the keys after padding to 8
+    blocks = attention_module._attention_blocks(q, padded_k, None if mask is None else mask)
+    assert len(blocks) == (2 if shared and block_bytes == 2000 else 1)
 
     grad = torch.randn(out.shape, dtype=torch.float64, generator=gen)
     inputs = [t for t in (q, k, v, mask) if t is not None]

@@ -10,6 +10,8 @@ true.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -39,6 +41,10 @@ def additive_mask(bias: torch.Tensor | None, mask: torch.Tensor | None, dtype: t
     return fill if bias is None else fill + bias.to(dtype)
 
 
+#: Probabilities per block of the attention-with-dropout (CPU training): a few MiB, reused.
+DROPOUT_ATTENTION_BLOCK_BYTES = 4 << 20
+
+
 class _DropoutAttention(torch.autograd.Function):
     """Attention with dropout on the probabilities, saving little for backward.
 
@@ -49,14 +55,22 @@ class _DropoutAttention(torch.autograd.Function):
     :func:`~xearthformer.nn.dropout.random_drop_mask`); the backward, written out,
     recomputes the probabilities from them (as flash attention does).
     Same maths as ``softmax(q k^T * scale + mask) * keep / (1 - p) @ v``.
+
+    Both run over blocks of the leading (cuboid) axis of about
+    :data:`DROPOUT_ATTENTION_BLOCK_BYTES` of probabilities, when the mask is the same for
+    every block: the scores, probabilities and their gradients are then small tensors that
+    the allocator reuses, and the outputs and gradients are written into their places.
     """
 
     @staticmethod
     def forward(ctx, q, k, v, attn_mask, scale: float, p: float):  # noqa: D102
-        probs = _probabilities(q, k, attn_mask, scale)
-        drop = random_drop_mask(probs.shape, p, device=probs.device)
-        out = torch.matmul(apply_drop_(probs, drop), v).mul_(1.0 / (1.0 - p))
-        del probs
+        c = 1.0 / (1.0 - p)
+        drop = random_drop_mask(torch.Size((*q.shape[:-1], k.shape[-2])), p, device=q.device)
+        out = q.new_empty(*q.shape[:-1], v.shape[-1])
+        for rows in _attention_blocks(q, k, attn_mask):
+            probs = _probabilities(q[rows], k[rows], attn_mask, scale)
+            torch.matmul(apply_drop_(probs, drop[rows]), v[rows], out=out[rows])
+        out.mul_(c)
         ctx.save_for_backward(q, k, v, attn_mask, drop)
         ctx.scale, ctx.p = scale, p
         return out
@@ -65,20 +79,40 @@ class _DropoutAttention(torch.autograd.Function):
     def backward(ctx, grad_out):  # noqa: D102
         q, k, v, attn_mask, drop = ctx.saved_tensors
         c = 1.0 / (1.0 - ctx.p)
-        probs = _probabilities(q, k, attn_mask, ctx.scale)  # recomputed, as flash attention does
-        grad_probs = apply_drop_(torch.matmul(grad_out, v.transpose(-2, -1)), drop).mul_(c)
-        # softmax backward, fused: dS = P * (dP - sum(dP * P))
-        grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
-        del grad_probs
-        # the probabilities are not needed any more: drop them in place (no second copy)
-        grad_v = torch.matmul(apply_drop_(probs, drop).transpose(-2, -1), grad_out).mul_(c)
-        del probs
-        grad_mask = None
-        if attn_mask is not None and ctx.needs_input_grad[3]:
-            grad_mask = _sum_to_shape(grad_scores, attn_mask.shape)
-        grad_q = torch.matmul(grad_scores, k).mul_(ctx.scale)
-        grad_k = torch.matmul(grad_scores.transpose(-2, -1), q).mul_(ctx.scale)
+        grad_q, grad_k, grad_v = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+        want_mask = attn_mask is not None and ctx.needs_input_grad[3]
+        grad_mask = torch.zeros_like(attn_mask) if want_mask else None
+        for rows in _attention_blocks(q, k, attn_mask):
+            q_b, k_b, v_b, g_b, drop_b = q[rows], k[rows], v[rows], grad_out[rows], drop[rows]
+            probs = _probabilities(q_b, k_b, attn_mask, ctx.scale)  # recomputed, as flash attention does
+            grad_probs = apply_drop_(torch.matmul(g_b, v_b.transpose(-2, -1)), drop_b).mul_(c)
+            # softmax backward, fused: dS = P * (dP - sum(dP * P))
+            grad_scores = torch._softmax_backward_data(grad_probs, probs, -1, probs.dtype)
+            del grad_probs
+            # the probabilities are not needed any more: drop them in place (no second copy)
+            torch.matmul(apply_drop_(probs, drop_b).transpose(-2, -1), g_b, out=grad_v[rows])
+            del probs
+            if want_mask:
+                grad_mask += _sum_to_shape(grad_scores, attn_mask.shape)
+            torch.matmul(grad_scores, k_b, out=grad_q[rows])
+            torch.matmul(grad_scores.transpose(-2, -1), q_b, out=grad_k[rows])
+        grad_v.mul_(c)
+        grad_q.mul_(ctx.scale)
+        grad_k.mul_(ctx.scale)
         return grad_q, grad_k, grad_v, grad_mask, None, None
+
+
+def _attention_blocks(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None) -> list[slice]:
+    """Slices of the leading axis for :class:`_DropoutAttention` (one slice for all if the
+    mask varies along that axis or the shapes broadcast)."""
+    n = q.shape[0]
+    same_lead = k.shape[:-2] == q.shape[:-2]
+    mask_shared = attn_mask is None or attn_mask.dim() < q.dim() or attn_mask.shape[0] == 1
+    if not (same_lead and mask_shared) or n <= 1:
+        return [slice(0, n)]
+    row_bytes = math.prod(q.shape[1:-1]) * k.shape[-2] * q.element_size()
+    step = max(1, DROPOUT_ATTENTION_BLOCK_BYTES // max(1, row_bytes))
+    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 
 def _probabilities(q, k, attn_mask, scale: float) -> torch.Tensor:
