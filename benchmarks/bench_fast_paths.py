@@ -1,7 +1,9 @@
 """Each CPU fast path of our Earthformer switched off in turn, same process, same run.
 
 Prints, per case, the median and min time with every fast path on and with one of them off,
-alternating the variants so that machine noise hits them alike, and the max abs difference
+alternating the variants so that machine noise hits them alike, the median number of minor
+page faults of a step (fresh memory the kernel had to map: dear on virtual machines), and
+the max abs difference
 of the result (the outputs in inference, the parameter gradients in training; the fast paths
 are exact rearrangements of the same sums, so expect 0 or float32 rounding).
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import statistics
 import sys
 import time
@@ -124,24 +127,28 @@ def run_case(case: str, reps: int) -> list[str]:
         switches = {k: v for k, v in switches.items() if k != "mm_weight_grad"}
     step = _training_step(model, x) if training else torch.no_grad()(lambda: model(x))
     variants = [None, *switches]
-    outputs, times = {}, {v: [] for v in variants}
+    outputs, times, faults = {}, {v: [] for v in variants}, {v: [] for v in variants}
     for v in variants:  # warm-up, and the results to compare
         with switched_off(v):
             outputs[v] = step()
     for _ in range(reps):
         for v in variants:
             with switched_off(v):
+                before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                 start = time.perf_counter()
                 step()
                 times[v].append(time.perf_counter() - start)
+                faults[v].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
     base = statistics.median(times[None])
-    lines = [f"{case:<20} all fast paths on   median {base:.3f}s  min {min(times[None]):.3f}s"]
+    lines = [f"{case:<20} all fast paths on   median {base:.3f}s  min {min(times[None]):.3f}s  "
+             f"| {statistics.median(faults[None]):.0f} page faults"]
     for v in switches:
         med = statistics.median(times[v])
         diff = (outputs[v] - outputs[None]).abs().max().item()
         note = " (other random masks)" if v == "numpy_bits" else ""
         lines.append(f"{case:<20} {v + ' off':<19} median {med:.3f}s  min {min(times[v]):.3f}s  "
-                     f"({med / base:.2f}x the time with it on) | max abs diff {diff:.1e}{note}")
+                     f"({med / base:.2f}x the time with it on) | {statistics.median(faults[v]):.0f} page faults "
+                     f"| max abs diff {diff:.1e}{note}")
     return lines
 
 
