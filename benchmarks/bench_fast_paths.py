@@ -95,7 +95,7 @@ TRAINING_SWITCHES = {
                        (lean, "weight_grad", _onednn_weight_grad)],
     "where_drop": [(attention, "apply_drop_", _masked_fill_drop), (layers, "apply_drop_", _masked_fill_drop),
                    (lean, "apply_drop_", _masked_fill_drop)],
-    "blocked_lean_ffn": [(lean, "LEAN_BLOCK_ROWS", 1 << 40)],
+    "blocked_lean_ffn": [(lean, "FFN_BLOCK_ROWS", 1 << 40)],
     "blocked_dropout_attention": [(attention, "DROPOUT_ATTENTION_BLOCK_BYTES", 1 << 60)],
     "numpy_bits": [(dropout, "_random_slices", _torch_slices)],
 }

@@ -71,7 +71,7 @@ def test_lean_ffn_matches_module_maths(p, p_out, dtype, block_rows, monkeypatch)
     from xearthformer.nn import lean
     from xearthformer.nn.layers import PositionwiseFFN
 
-    monkeypatch.setattr(lean, "LEAN_BLOCK_ROWS", block_rows)
+    monkeypatch.setattr(lean, "FFN_BLOCK_ROWS", block_rows)
 
     torch.manual_seed(0)
     ffn = PositionwiseFFN(6, 24, dropout=p_out, activation_dropout=p).to(dtype).train()

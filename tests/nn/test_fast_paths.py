@@ -253,10 +253,10 @@ def test_one_pass_inference_cut_equals_the_general_path(monkeypatch, kwargs, t) 
 # -- inference: the FFN over blocks of rows, residuals added in place ------------------------
 @pytest.mark.parametrize("gated, activation", [(False, "gelu"), (True, "leaky"), (False, "leaky")])
 def test_blocked_inference_ffn_equals_the_whole_ffn(monkeypatch, gated, activation) -> None:
-    import xearthformer.nn.layers as layers_module
+    import xearthformer.nn.lean as lean_module
     from xearthformer.nn.layers import PositionwiseFFN
 
-    monkeypatch.setattr(layers_module, "FFN_BLOCK_ROWS", 7)  # many blocks, a partial last one
+    monkeypatch.setattr(lean_module, "FFN_BLOCK_ROWS", 7)  # many blocks, a partial last one
     torch.manual_seed(0)
     ffn = PositionwiseFFN(6, 24, gated_proj=gated, activation=activation).double().eval()
     x = torch.randn(2, 5, 3, 4, 6, dtype=torch.float64)
@@ -269,10 +269,10 @@ def test_blocked_inference_ffn_equals_the_whole_ffn(monkeypatch, gated, activati
 
 
 def test_blocked_ffn_is_not_used_with_autograd_or_in_training(monkeypatch) -> None:
-    import xearthformer.nn.layers as layers_module
+    import xearthformer.nn.lean as lean_module
     from xearthformer.nn.layers import PositionwiseFFN
 
-    monkeypatch.setattr(layers_module, "FFN_BLOCK_ROWS", 7)
+    monkeypatch.setattr(lean_module, "FFN_BLOCK_ROWS", 7)
     ffn = PositionwiseFFN(6, 24)
     x = torch.randn(4, 30, 6)
     assert not ffn.eval()._blocked_inference(x)  # autograd on (the weights require grad)

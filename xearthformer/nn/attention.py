@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .dropout import apply_drop_, random_drop_mask
+from .lean import row_slices
 
 _MASK_FILL = {torch.float16: -1e4}
 
@@ -111,8 +112,7 @@ def _attention_blocks(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor 
     if not (same_lead and mask_shared) or n <= 1:
         return [slice(0, n)]
     row_bytes = math.prod(q.shape[1:-1]) * k.shape[-2] * q.element_size()
-    step = max(1, DROPOUT_ATTENTION_BLOCK_BYTES // max(1, row_bytes))
-    return [slice(start, min(n, start + step)) for start in range(0, n, step)]
+    return row_slices(n, DROPOUT_ATTENTION_BLOCK_BYTES // max(1, row_bytes))
 
 
 def _probabilities(q, k, attn_mask, scale: float) -> torch.Tensor:

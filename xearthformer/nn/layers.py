@@ -14,7 +14,8 @@ from ._validation import ConfigError, int_triple, one_of
 from .cuboid import pad_amounts, pad_thw
 from .dropout import FastDropout, apply_drop_, random_drop_mask
 from .fast_linear import linear as fast_linear
-from .lean import lean_ffn
+from . import lean as lean_paths
+from .lean import lean_ffn, row_slices
 from .upsample_conv import nearest_upsample_conv2d
 
 NORMS = ("layer_norm", "rms_norm")
@@ -96,10 +97,6 @@ def linear_dropout(x: torch.Tensor, linear: nn.Linear, dropout: nn.Module) -> to
     return apply_drop_(out, random_drop_mask(out.shape, p, device=out.device))
 
 
-#: Rows per block of the CPU-inference FFN (a 4 MiB hidden block at 256 hidden units).
-FFN_BLOCK_ROWS = 4096
-
-
 class PositionwiseFFN(nn.Module):
     """Pre-norm FFN with its own residual: ``x + drop(ffn_2(drop(act(ffn_1(norm(x))))))``.
 
@@ -141,7 +138,7 @@ class PositionwiseFFN(nn.Module):
         """CPU inference on many tokens: run the FFN over blocks of rows (see :meth:`forward`)."""
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.ffn_1.weight.requires_grad)
         return (x.device.type == "cpu" and not self.training and not needs_grad and self.pre_norm
-                and x.numel() > 2 * FFN_BLOCK_ROWS * x.shape[-1] and not torch.is_autocast_enabled("cpu"))
+                and x.numel() > 2 * lean_paths.FFN_BLOCK_ROWS * x.shape[-1] and not torch.is_autocast_enabled("cpu"))
 
     def _update(self, h: torch.Tensor) -> torch.Tensor:
         """``drop(ffn_2(drop(act(ffn_1(h)))))``: the FFN without norm and residual."""
@@ -158,9 +155,9 @@ class PositionwiseFFN(nn.Module):
         """``x + ffn(norm(x))`` (pre-norm) or ``norm(x + ffn(x))``.
 
         In CPU inference over many tokens the rows go through in blocks of
-        :data:`FFN_BLOCK_ROWS`: the normalised block, the hidden layer (4x wider) and the
-        update stay small and are reused from the heap, and only the output is a large new
-        tensor. Done whole, the norm, the hidden layer and the update are each a large fresh
+        :data:`~xearthformer.nn.lean.FFN_BLOCK_ROWS`: the normalised block, the hidden layer
+        (4x wider) and the update stay small and are reused from the heap, and only the
+        output is a large new tensor. Done whole, the norm, the hidden layer and the update are each a large fresh
         allocation, and on machines where page faults are dear (virtual machines) filling
         fresh memory cost as much as the matrix products. Rows are independent: same result.
         """
@@ -171,9 +168,8 @@ class PositionwiseFFN(nn.Module):
         if self._blocked_inference(x):
             rows = x.reshape(-1, x.shape[-1])
             out = torch.empty_like(rows)
-            for start in range(0, rows.shape[0], FFN_BLOCK_ROWS):
-                block = rows[start:start + FFN_BLOCK_ROWS]
-                torch.add(block, self._update(self.layer_norm(block)), out=out[start:start + FFN_BLOCK_ROWS])
+            for block in row_slices(rows.shape[0], lean_paths.FFN_BLOCK_ROWS):
+                torch.add(rows[block], self._update(self.layer_norm(rows[block])), out=out[block])
             return out.view(x.shape)
         if not self.pre_norm:
             return self.layer_norm(x + self._update(x))

@@ -32,8 +32,9 @@ from .fast_linear import linear, weight_grad
 __all__ = ["lean_ffn", "norm_linear"]
 
 
-#: Rows per block of the lean FFN (a 4 MiB hidden block at 256 hidden units).
-LEAN_BLOCK_ROWS = 4096
+#: Rows per block of the FFN (a 4 MiB hidden block at 256 hidden units): the lean training
+#: FFN here and the CPU-inference FFN of :class:`~xearthformer.nn.layers.PositionwiseFFN`.
+FFN_BLOCK_ROWS = 4096
 #: A pre-activation where the exact GELU and its derivative are 0 (erf saturates to -1).
 GELU_SILENT = -1e4
 
@@ -52,7 +53,7 @@ class LeanFFNFunction(torch.autograd.Function):
 
     Everything 4x wide except the saved hidden tensor (the activations in forward; the
     activations, their gradient and the hidden gradient in backward) is made over blocks of
-    :data:`LEAN_BLOCK_ROWS` rows: a few MiB that the allocator reuses, where whole they were
+    :data:`FFN_BLOCK_ROWS` rows: a few MiB that the allocator reuses, where whole they were
     three fresh tensors of the hidden's size per call (page faults, and that much more
     memory at the start of backward, when memory peaks). The weight gradients add up over
     the blocks (``addmm_``): the same sums, in another order.
@@ -65,10 +66,10 @@ class LeanFFNFunction(torch.autograd.Function):
         hidden = linear(normed, w1, b1, need_grad=False)
         del normed
         drop = random_drop_mask(hidden.shape, p, device=hidden.device) if p > 0.0 else None
-        silent = hidden.new_full((), GELU_SILENT)
+        silent = hidden.new_full((), GELU_SILENT) if drop is not None else None
         w2s, b2s = _scaled(w2, p, p_out), _scaled(b2, 0.0, p_out)
         out = x.new_empty(x.shape[0], w2.shape[0])
-        for rows in _blocks(x.shape[0]):
+        for rows in row_slices(x.shape[0], FFN_BLOCK_ROWS):
             h = hidden[rows]
             if drop is not None:  # while the block is in cache, just before its GELU
                 torch.where(drop[rows], silent, h, out=h)
@@ -96,7 +97,7 @@ class LeanFFNFunction(torch.autograd.Function):
         grad_w1 = w1.new_zeros(w1.shape)
         grad_b1 = w1.new_zeros(w1.shape[0])
         grad_normed = normed.new_empty(normed.shape)
-        for rows in _blocks(x.shape[0]):
+        for rows in row_slices(x.shape[0], FFN_BLOCK_ROWS):
             h, g = hidden[rows], grad_out[rows]
             act = F.gelu(h)  # 0 where dropped (GELU_SILENT)
             grad_w2.addmm_(g.t(), act)
@@ -117,9 +118,14 @@ class LeanFFNFunction(torch.autograd.Function):
         return grad_x, grad_ln_w, grad_ln_b, grad_w1, grad_b1, grad_w2, grad_b2, None, None, None
 
 
-def _blocks(n: int) -> list[slice]:
-    """Row slices of at most :data:`LEAN_BLOCK_ROWS` rows covering ``range(n)``."""
-    step = max(1, LEAN_BLOCK_ROWS)
+def row_slices(n: int, step: int) -> list[slice]:
+    """Consecutive slices of at most ``step`` items covering ``range(n)`` (the blocks of the
+    blocked paths).
+
+    >>> row_slices(5, 2)
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
+    """
+    step = max(1, step)
     return [slice(start, min(n, start + step)) for start in range(0, n, step)]
 
 

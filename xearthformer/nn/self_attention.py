@@ -44,7 +44,7 @@ from .cuboid import (
 )
 from .layers import PADDINGS, linear_dropout, make_dropout, make_norm
 from .fast_linear import linear as fast_linear
-from .lean import lean_path_ok, norm_linear
+from .lean import lean_path_ok, norm_linear, row_slices
 
 
 #: Tokens per slab of the CPU-inference self-attention (a 6 MiB qkv block at 64 channels).
@@ -169,8 +169,8 @@ class CuboidSelfAttentionLayer(nn.Module):
         axis, step = slabs
         out = x.new_empty(*x.shape[:-1], self.dim)
         index = [slice(None)] * 5
-        for start in range(0, x.shape[axis], step):
-            index[axis] = slice(start, start + step)
+        for slab in row_slices(x.shape[axis], step):
+            index[axis] = slab
             out[tuple(index)] = self._forward(x[tuple(index)])
         return out
 
