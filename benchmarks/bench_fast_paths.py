@@ -7,14 +7,17 @@ the max abs difference
 of the result (the outputs in inference, the parameter gradients in training; the fast paths
 are exact rearrangements of the same sums, so expect 0 or float32 rounding).
 
-Inference cases (ENSO config forward at batch 8, and at 96x192 batch 1), switches
+Inference cases (ENSO config forward at batch 8 and at 96x192 batch 1, SEVIR config forward
+at batch 1), switches
 monkeypatched for the run:
 
 * ``one_pass_cut``: q, k, v cut, scaled and key-padded in one pass (``cut_qkv_padded`` etc.);
 * ``blocked_ffn``: the FFN over blocks of rows (``PositionwiseFFN._blocked_inference``);
 * ``inplace_residual``: residuals added into the attention update (``blocks._residual``);
 * ``attention_slabs``: self-attention over slabs of whole cuboids
-  (``CuboidSelfAttentionLayer._inference_slabs``).
+  (``CuboidSelfAttentionLayer._inference_slabs``);
+* ``frame_chunks``: the full-resolution initial encoder and final decoder over chunks of
+  frames (``earthformer_io.FRAME_CHUNK_BYTES``).
 
 Training case (``enso_train_b8``: forward + backward of the ENSO config at batch 8, dropout
 on, the same seed before every step; no optimizer step, so the weights stay put):
@@ -51,13 +54,16 @@ import xearthformer.nn.dropout as dropout
 import xearthformer.nn.fast_linear as fast_linear
 import xearthformer.nn.layers as layers
 import xearthformer.nn.lean as lean
+import xearthformer.models.earthformer_io as earthformer_io
 import xearthformer.nn.self_attention as self_attention
 from xearthformer.models import Earthformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_earthformer import config  # noqa: E402
 
-CASES = {"enso_fwd_b8": (None, 8), "enso_fwd_96x192_b1": ((96, 192), 1), "enso_train_b8": (None, 8)}
+ENSO, SEVIR = "earthformer-icar-enso", "earthformer-sevir"
+CASES = {"enso_fwd_b8": (ENSO, None, 8), "enso_fwd_96x192_b1": (ENSO, (96, 192), 1),
+         "sevir_fwd_b1": (SEVIR, None, 1), "enso_train_b8": (ENSO, None, 8)}
 TRAINING_CASES = ("enso_train_b8",)
 
 
@@ -89,6 +95,7 @@ INFERENCE_SWITCHES = {
     "blocked_ffn": [(layers.PositionwiseFFN, "_blocked_inference", _never)],
     "inplace_residual": [(blocks, "_residual", _plain_residual)],
     "attention_slabs": [(self_attention.CuboidSelfAttentionLayer, "_inference_slabs", _never)],
+    "frame_chunks": [(earthformer_io, "FRAME_CHUNK_BYTES", 1 << 62)],
 }
 TRAINING_SWITCHES = {
     "mm_weight_grad": [(fast_linear, "weight_grad", _onednn_weight_grad),
@@ -116,9 +123,9 @@ def switched_off(name: str | None):
 
 
 def run_case(case: str, reps: int) -> list[str]:
-    grid, batch = CASES[case]
+    name, grid, batch = CASES[case]
     training = case in TRAINING_CASES
-    kw = config("earthformer-icar-enso", grid)
+    kw = config(name, grid)
     torch.manual_seed(0)
     model = Earthformer.from_official_kwargs(kw).train(training)
     x = torch.randn(batch, *kw["input_shape"], generator=torch.Generator().manual_seed(1))

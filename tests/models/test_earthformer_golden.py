@@ -60,6 +60,24 @@ def test_model_output_float64(golden_dir: Path, case: str) -> None:
     assert_close(y, load(d / "output_fp64.pt"), FP64_TOL, case)
 
 
+@pytest.mark.parametrize("case", MODEL_CASES)
+def test_model_output_by_frame_chunks(golden_dir: Path, case: str, monkeypatch) -> None:
+    """CPU inference with the full-resolution ends run one frame at a time (the chunks
+    that a SEVIR-size grid gets) reproduces the official float64 outputs."""
+    import xearthformer.models.earthformer_io as io
+
+    calls: list[int] = []
+    original = io._in_frame_chunks
+    monkeypatch.setattr(io, "FRAME_CHUNK_BYTES", 0)  # one frame per chunk
+    monkeypatch.setattr(io, "_in_frame_chunks", lambda x, c, fn: calls.append(len(c)) or original(x, c, fn))
+    d = golden_dir / "earthformer" / case
+    model = build(d, torch.float64)
+    with torch.no_grad():
+        y = model(load(d / "input.pt").double())
+    assert calls, "the initial encoder or final decoder should have run by chunks of frames"
+    assert_close(y, load(d / "output_fp64.pt"), FP64_TOL, case + " by frame chunks")
+
+
 @pytest.mark.parametrize("case", ["enso_tiny", "sevir_tiny"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_gradients(golden_dir: Path, case: str, dtype: torch.dtype) -> None:

@@ -54,7 +54,7 @@ def test_upsample_layer_takes_the_fast_path_and_matches(monkeypatch) -> None:
     calls = []
     original = nearest_upsample_conv2d
     monkeypatch.setattr("xearthformer.nn.layers.nearest_upsample_conv2d",
-                        lambda *a: calls.append(1) or original(*a))
+                        lambda *a, **k: calls.append(1) or original(*a, **k))
     fast = layer(x)
     assert calls, "a whole-factor enlargement should take nearest_upsample_conv2d"
     monkeypatch.setattr("xearthformer.nn.layers._whole_scale", lambda *a: None)

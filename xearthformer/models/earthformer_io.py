@@ -4,6 +4,12 @@
 decoder upsamples first, then convolves. ``stack_conv`` type (SEVIR): several
 (convs, patch merge) stages, undone in reverse by (upsample, convs) stages. Convolutions
 run per frame on channels-last data (the "b t h w c" layout is already channels-last).
+
+Frames are independent in all of these (per-frame convolutions and GroupNorm, patch merges
+that do not span frames), so CPU inference runs them over chunks of frames: at SEVIR's
+384x384 the whole-batch intermediates are 100-450 MB each, which glibc maps afresh and the
+kernel faults in page by page on every call, where a chunk's are reused heap blocks
+(``benchmarks/bench_fast_paths.py``, switch ``frame_chunks``).
 """
 
 from __future__ import annotations
@@ -15,23 +21,139 @@ from einops import rearrange
 from torch import nn
 
 from ..nn._validation import ConfigError
-from ..nn.layers import PatchMerging3D, Upsample3DLayer, conv_norm_act_block
+from ..nn.layers import PatchMerging3D, Upsample3DLayer, channels_last_view, conv_norm_act_block
+from ..nn.lean import row_slices
 
 
 def _per_frame(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
-    """Apply a 2-D conv block to every frame of "b t h w c" (channels-last, no copy in).
+    """Apply a 2-D conv block to every frame of "b t h w c" (channels-last, no copy in)."""
+    b = x.shape[0]
+    y = _conv_frames(block, rearrange(x, "b t h w c -> (b t) c h w"))
+    return rearrange(y, "(b t) c h w -> b t h w c", b=b)
+
+
+def _conv_frames(block: nn.Sequential, y: torch.Tensor) -> torch.Tensor:
+    """Apply a 2-D conv block to frames "n c h w", keeping them channels-last.
 
     A one-channel input is both channels-first and channels-last, and convolutions then
     answer channels-first, which would make the rest of the block and the patch merge run
     on the slower layout: convolution outputs are kept channels-last.
     """
-    b = x.shape[0]
-    y = rearrange(x, "b t h w c -> (b t) c h w")
+    y = channels_last_view(y)
     for layer in block:
         y = layer(y)
         if isinstance(layer, nn.Conv2d) and not y.is_contiguous(memory_format=torch.channels_last):
             y = y.contiguous(memory_format=torch.channels_last)
-    return rearrange(y, "(b t) c h w -> b t h w c", b=b)
+    return y
+
+
+#: Largest intermediate (bytes) of one chunk of frames when the full-resolution stacks run
+#: chunk by chunk (CPU inference), half glibc's 32 MiB mmap threshold: blocks below it come from
+#: memory it already holds, where larger ones are mapped, page-faulted in and unmapped on
+#: every call.
+FRAME_CHUNK_BYTES = 16 << 20
+
+
+def _needs_grad(module: nn.Module, x: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and (x.requires_grad or any(p.requires_grad for p in module.parameters()))
+
+
+def _frame_chunks(module: nn.Module, x: torch.Tensor, frame_bytes: int) -> list[slice] | None:
+    """Chunks of the ``b * t`` frames of "b t h w c" ``x`` for CPU inference, or None to
+    run them all at once (autograd, another device, or a single chunk)."""
+    if x.device.type != "cpu" or _needs_grad(module, x):
+        return None
+    chunks = row_slices(x.shape[0] * x.shape[1], FRAME_CHUNK_BYTES // max(1, frame_bytes))
+    return chunks if len(chunks) > 1 else None
+
+
+def _in_frame_chunks(x: torch.Tensor, chunks: list[slice], frames_fn) -> torch.Tensor:
+    """``frames_fn`` ("1 f h w c" -> "1 f h' w' c'") applied to each chunk of the frames of
+    "b t h w c" ``x``, the results written into one "b t h' w' c'" tensor."""
+    b, t = x.shape[:2]
+    frames = x.reshape(1, b * t, *x.shape[2:])
+    out = None
+    for rows in chunks:
+        y = frames_fn(frames[:, rows])
+        if out is None:
+            out = y.new_empty(1, b * t, *y.shape[2:])
+        out[:, rows] = y
+    return out.view(b, t, *out.shape[2:])
+
+
+def _encode(stages, x: torch.Tensor) -> torch.Tensor:
+    """(n_conv, conv_block, patch_merge) stages on "b t h w c"."""
+    for n_conv, conv_block, merge in stages:
+        if n_conv > 0:
+            x = _per_frame(conv_block, x)
+        x = merge(x)
+    return x
+
+
+def _encoder_frame_bytes(stages, x: torch.Tensor) -> int | None:
+    """Bytes of the largest per-frame intermediate of :func:`_encode`, or None when a merge
+    spans frames (then frames are not independent)."""
+    h, w, c = x.shape[-3:]
+    frame_bytes = 0
+    for n_conv, _, merge in stages:
+        if merge.downsample[0] != 1:
+            return None
+        width = max(c, merge.dim) if n_conv > 0 else c  # the merge's input: as wide as the convs' output
+        frame_bytes = max(frame_bytes, h * w * width * x.element_size())
+        _, h, w, c = merge.get_out_shape((1, h, w, merge.dim))
+    return frame_bytes
+
+
+def _decode(stages, x: torch.Tensor, buffers: dict[int, torch.Tensor] | None = None) -> torch.Tensor:
+    """(n_conv, upsample, conv_block) stages on "b t h w c".
+
+    With ``buffers`` (a dict kept across the chunks of one call), each whole-factor
+    upsampling writes into a buffer made for the first chunk and reused by the others.
+    """
+    y = rearrange(x, "b t h w c -> (b t) c h w")
+    for i, (n_conv, upsample, conv_block) in enumerate(stages):
+        buffer = None
+        if buffers is not None and upsample.uses_whole_factors(y.shape[-2:]):
+            if i not in buffers:
+                buffers[i] = y.new_empty(y.shape[0], *upsample.target_size[1:], upsample.out_dim)
+            buffer = buffers[i][: y.shape[0]]
+        y = upsample.upsample_frames(y, out=buffer)
+        if n_conv > 0:
+            y = _conv_frames(conv_block, y)
+    return rearrange(y, "(b t) c h w -> b t h w c", b=x.shape[0])
+
+
+def _decoder_frame_bytes(stages, x: torch.Tensor) -> int:
+    """Bytes of the largest per-frame intermediate of :func:`_decode`."""
+    frame_bytes = 0
+    for n_conv, upsample, conv_block in stages:
+        width = conv_block[0].out_channels if n_conv > 0 else upsample.out_dim
+        h, w = upsample.target_size[1:]
+        frame_bytes = max(frame_bytes, h * w * max(upsample.out_dim, width) * x.element_size())
+    return frame_bytes
+
+
+def _run_encoder(module: nn.Module, stages, x: torch.Tensor) -> torch.Tensor:
+    if x.dim() != 5:
+        raise ConfigError(f'the initial encoder expects "b t h w c" input, got shape {tuple(x.shape)}')
+    frame_bytes = _encoder_frame_bytes(stages, x)
+    chunks = None if frame_bytes is None else _frame_chunks(module, x, frame_bytes)
+    if chunks is None:
+        return _encode(stages, x)
+    return _in_frame_chunks(x, chunks, lambda frames: _encode(stages, frames))
+
+
+def _run_decoder(module: nn.Module, stages, x: torch.Tensor) -> torch.Tensor:
+    if x.dim() != 5:
+        raise ConfigError(f'the final decoder expects "b t h w c" input, got shape {tuple(x.shape)}')
+    for upsample in (stage[1] for stage in stages):  # checked here: a chunk has fewer frames
+        if x.shape[1] != upsample.target_size[0]:
+            raise ConfigError(f"Upsample3DLayer expects {upsample.target_size[0]} frames, got {x.shape[1]}")
+    chunks = _frame_chunks(module, x, _decoder_frame_bytes(stages, x))
+    if chunks is None:
+        return _decode(stages, x)
+    buffers: dict[int, torch.Tensor] = {}
+    return _in_frame_chunks(x, chunks, lambda frames: _decode(stages, frames, buffers))
 
 
 def _merge_factor(scale: int | Sequence[int]) -> tuple[int, int, int]:
@@ -57,9 +179,9 @@ class InitialEncoder(nn.Module):
                                           padding_type=padding_type)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.num_conv_layers > 0:
-            x = _per_frame(self.conv_block, x)
-        return self.patch_merge(x)
+        """"b t h w c" -> "b t' h' w' c'" (CPU inference: by chunks of frames, see
+        :data:`FRAME_CHUNK_BYTES`)."""
+        return _run_encoder(self, [(self.num_conv_layers, self.conv_block, self.patch_merge)], x)
 
 
 class FinalDecoder(nn.Module):
@@ -73,10 +195,9 @@ class FinalDecoder(nn.Module):
         self.upsample = Upsample3DLayer(dim, dim, target_thw, kernel_size=3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.upsample(x)
-        if self.num_conv_layers > 0:
-            x = _per_frame(self.conv_block, x)
-        return x
+        """"b t h w c" -> "b T H W c" (CPU inference: by chunks of frames, see
+        :data:`FRAME_CHUNK_BYTES`)."""
+        return _run_decoder(self, [(self.num_conv_layers, self.upsample, self.conv_block)], x)
 
 
 class InitialStackPatchMergingEncoder(nn.Module):
@@ -113,12 +234,14 @@ class InitialStackPatchMergingEncoder(nn.Module):
         return shapes
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for n_conv, conv_block, merge in zip(self.num_conv_per_merge_list, self.conv_block_list,
-                                             self.patch_merge_list):
-            if n_conv > 0:
-                x = _per_frame(conv_block, x)
-            x = merge(x)
-        return x
+        """"b t h w c" -> "b t h' w' c'".
+
+        In CPU inference, when no merge spans frames, the frames run in chunks whose largest
+        intermediate is about :data:`FRAME_CHUNK_BYTES` (the stages treat frames
+        independently: the same result, from memory the allocator reuses).
+        """
+        return _run_encoder(self, list(zip(self.num_conv_per_merge_list, self.conv_block_list,
+                                           self.patch_merge_list)), x)
 
 
 class FinalStackUpsamplingDecoder(nn.Module):
@@ -147,9 +270,12 @@ class FinalStackUpsamplingDecoder(nn.Module):
         return targets, enc_out_shape_list[-1][-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for n_conv, upsample, conv_block in zip(self.num_conv_per_up_list, self.upsample_list,
-                                                self.conv_block_list):
-            x = upsample(x)
-            if n_conv > 0:
-                x = _per_frame(conv_block, x)
-        return x
+        """"b t h w c" -> "b t H W C".
+
+        In CPU inference the frames run in chunks whose largest intermediate is about
+        :data:`FRAME_CHUNK_BYTES`, each upsampling writing into one buffer reused by every
+        chunk (the stages treat frames independently: the same result, from memory the
+        allocator reuses).
+        """
+        return _run_decoder(self, list(zip(self.num_conv_per_up_list, self.upsample_list,
+                                           self.conv_block_list)), x)

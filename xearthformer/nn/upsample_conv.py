@@ -36,7 +36,29 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-__all__ = ["nearest_upsample_conv2d", "phase_taps"]
+__all__ = ["channels_last_view", "nearest_upsample_conv2d", "phase_taps"]
+
+
+def channels_last_view(y: torch.Tensor) -> torch.Tensor:
+    """``y`` "n c h w"; when it is one channels-last frame, the same view with the batch
+    stride of a channels-last tensor (``h * w * c``).
+
+    A view made from "b t h w c" with ``b * t == 1`` gets a batch stride of ``c``, and
+    then ``suggest_memory_format`` takes it for channels-first: a convolution would copy it
+    to that layout and run there (several times slower), and ``F.pad`` would answer
+    channels-first.
+
+    Examples
+    --------
+    >>> y = torch.randn(1, 5, 6, 3).permute(0, 3, 1, 2)[:, :, :, :]  # "1 c h w", channels-last
+    >>> y = y.as_strided(y.shape, (3, 1, 18, 3))  # what a "b t h w c" rearrange gives
+    >>> channels_last_view(y).stride(), torch.equal(channels_last_view(y), y)
+    ((90, 1, 18, 3), True)
+    """
+    if y.shape[0] != 1 or not y.is_contiguous(memory_format=torch.channels_last):
+        return y
+    n, c, h, w = y.shape
+    return y.as_strided(y.shape, (c * h * w, 1, w * c, c))
 
 
 @lru_cache(maxsize=None)
@@ -72,7 +94,7 @@ def _collapse(weight: torch.Tensor, dim: int, offsets: tuple[int, ...]) -> torch
 
 
 def nearest_upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
-                            scale: tuple[int, int]) -> torch.Tensor:
+                            scale: tuple[int, int], *, out: torch.Tensor | None = None) -> torch.Tensor:
     """``conv2d(interpolate(x, scale_factor=scale, mode="nearest"), weight, bias, padding=k//2)``.
 
     Parameters
@@ -83,6 +105,9 @@ def nearest_upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
         Conv2d parameters, "c_out c kh kw" with odd ``kh``, ``kw``, and "c_out".
     scale : (int, int)
         Whole enlargement factors (sh, sw).
+    out : Tensor, optional
+        A contiguous "n (h sh) (w sw) c_out" buffer to write into (reused by callers that
+        run many chunks of frames); a new one by default.
 
     Returns
     -------
@@ -99,9 +124,15 @@ def nearest_upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     rows, cols = phase_taps(sh, kh), phase_taps(sw, kw)
     pad_h = max(max(abs(o) for o in offs) for _, offs in rows)
     pad_w = max(max(abs(o) for o in offs) for _, offs in cols)
-    x = x.contiguous(memory_format=torch.channels_last)
+    x = channels_last_view(x.contiguous(memory_format=torch.channels_last))
     padded = F.pad(x, (pad_w, pad_w, pad_h, pad_h)) if pad_h or pad_w else x
-    out = x.new_empty(n, h, sh, w, sw, c_out)
+    if out is None:
+        out = x.new_empty(n, h, sh, w, sw, c_out)
+    elif out.shape != (n, h * sh, w * sw, c_out) or not out.is_contiguous() or out.dtype != x.dtype:
+        raise ValueError(f"out must be a contiguous {x.dtype} tensor of shape {(n, h * sh, w * sw, c_out)}, "
+                         f"got {out.dtype} {tuple(out.shape)}")
+    else:
+        out = out.view(n, h, sh, w, sw, c_out)
     for a, (first_r, offs_r) in enumerate(rows):
         w_rows = _collapse(weight, 2, offs_r)
         for b, (first_c, offs_c) in enumerate(cols):
