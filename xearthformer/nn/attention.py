@@ -52,7 +52,8 @@ class _DropoutAttention(torch.autograd.Function):
     ``scaled_dot_product_attention`` with ``dropout_p > 0`` has no fused CPU kernel: its
     maths fallback draws a float Bernoulli tensor and keeps the scores, the probabilities,
     the dropped probabilities and the float mask alive for backward. Here the forward keeps
-    only q, k, v and a ``bool`` drop-mask (drawn with
+    only contiguous copies of q, k, v (keys and values zero-padded to ``padded_keys`` in the
+    same pass; ``attn_mask`` must give the added keys ``-inf``) and a ``bool`` drop-mask (drawn with
     :func:`~xearthformer.nn.dropout.random_drop_mask`); the backward, written out,
     recomputes the probabilities from them (as flash attention does).
     Same maths as ``softmax(q k^T * scale + mask) * keep / (1 - p) @ v``.
@@ -64,8 +65,15 @@ class _DropoutAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, attn_mask, scale: float, p: float):  # noqa: D102
+    def forward(ctx, q, k, v, attn_mask, scale: float, p: float, padded_keys: int):  # noqa: D102
         c = 1.0 / (1.0 - p)
+        # contiguous copies, the keys and values zero-padded to ``padded_keys`` in the same pass
+        # (``attn_mask`` already covers them with -inf): one copy each instead of F.pad's fill
+        # and copy plus ``contiguous``, and no pad/slice pair in the autograd graph
+        ctx.keys = k.shape[-2]
+        q = q.contiguous()
+        k = _padded_copy(k, padded_keys) if padded_keys != ctx.keys else k.contiguous()
+        v = _padded_copy(v, padded_keys) if padded_keys != ctx.keys else v.contiguous()
         drop = random_drop_mask(torch.Size((*q.shape[:-1], k.shape[-2])), p, device=q.device)
         out = q.new_empty(*q.shape[:-1], v.shape[-1])
         for rows in _attention_blocks(q, k, attn_mask):
@@ -100,7 +108,8 @@ class _DropoutAttention(torch.autograd.Function):
         grad_v.mul_(c)
         grad_q.mul_(ctx.scale)
         grad_k.mul_(ctx.scale)
-        return grad_q, grad_k, grad_v, grad_mask, None, None
+        keys = ctx.keys  # the padded keys' gradients are dropped (views, no copy)
+        return grad_q, grad_k[..., :keys, :], grad_v[..., :keys, :], grad_mask, None, None, None
 
 
 def _attention_blocks(q: torch.Tensor, k: torch.Tensor, attn_mask: torch.Tensor | None) -> list[slice]:
@@ -142,10 +151,11 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_mask: t
     of SDPA's maths fallback.
     """
     if dropout_p > 0.0 and q.device.type == "cpu":
-        k, v, attn_mask = pad_keys(k, v, attn_mask, multiple=8)
-        # one copy now instead of one inside every product of forward and backward
-        q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
-        return _DropoutAttention.apply(q, k, v, attn_mask, scale, dropout_p)
+        keys = k.shape[-2]
+        padded = keys + (-keys % 8)  # BLAS is slow on other key counts (see pad_keys)
+        if padded != keys:
+            attn_mask = pad_mask_keys(attn_mask, keys, padded, dtype=q.dtype, device=q.device)
+        return _DropoutAttention.apply(q, k, v, attn_mask, scale, dropout_p, padded)
     if _small_cpu_case(q, k, v):
         return small_attention(q, k, v, attn_mask=attn_mask, scale=scale)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p, scale=scale)

@@ -240,13 +240,13 @@ def cross_attention_mask(
 
 
 class _CutStacked(torch.autograd.Function):
-    """``rearrange(x, pattern)`` (a view of ``x``) unbound along its first axis, with a
-    one-pass backward.
+    """``rearrange(x, pattern)`` unbound along its first axis, with a one-pass backward.
 
     Autograd's own backward of ``unbind(rearrange(x))`` stacks the gradients (a copy) and
-    then permutes the stack back (a second copy, a slow strided one). Since the cut is a
-    view of ``x`` (cuboids along h or w), each gradient is written straight through the same
-    view into the gradient of ``x``: one pass.
+    then permutes the stack back (a second copy, a slow strided one). Here each gradient is
+    written straight into the gradient of ``x`` through the unmerged cut, which is always a
+    view ("k b nt nh nw heads bt bh bw d"): one pass, whether the forward cut was a view
+    (cuboids along h or w) or a copy (cuboids along time).
     """
 
     @staticmethod
@@ -258,30 +258,29 @@ class _CutStacked(torch.autograd.Function):
     def backward(ctx, *grads):  # noqa: D102
         like = next(g for g in grads if g is not None)
         out = like.new_empty(ctx.shape)
-        for view, g in zip(rearrange(out, ctx.pattern, **ctx.axes).unbind(0), grads):
+        axes = {name: size for name, size in ctx.axes.items() if name != "k"}
+        views = _unmerged_cut(out, ctx.pattern, len(grads), axes)
+        for view, g in zip(views.unbind(0), grads):
             if g is None:
                 view.zero_()
             else:
-                view.copy_(g)
+                view.copy_(g.reshape(view.shape))
         return out, None, None
 
 
 def cut_stacked(x: torch.Tensor, pattern: str, **axes: int) -> tuple[torch.Tensor, ...]:
-    """``tuple(rearrange(x, pattern, **axes))``, with a cheaper backward when the cut is a view.
+    """``tuple(rearrange(x, pattern, **axes))``, with a one-pass backward under autograd.
 
-    ``pattern`` must put the stacked axis ("k") first in its output. When the cut needs a
-    copy (cuboids along time), autograd's own backward is as cheap and is used.
+    ``pattern`` must put the stacked axis ("k") first in its output.
 
     >>> x = torch.arange(24.).reshape(1, 2, 2, 1, 6)
     >>> q, k, v = cut_stacked(x, reorder_pattern(("l", "l", "l"), True), k=3, heads=1, bt=1, bh=2, bw=1)
     >>> q.shape
     torch.Size([2, 1, 2, 2])
     """
-    cut = rearrange(x, pattern, **axes)
-    is_view = cut.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()
-    if is_view and torch.is_grad_enabled() and x.requires_grad:
+    if torch.is_grad_enabled() and x.requires_grad:
         return _CutStacked.apply(x, pattern, axes)
-    return tuple(cut.unbind(0))
+    return tuple(rearrange(x, pattern, **axes).unbind(0))
 
 
 def _unmerged_cut(x: torch.Tensor, pattern: str, k: int, axes: dict) -> torch.Tensor:

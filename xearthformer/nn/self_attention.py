@@ -228,7 +228,8 @@ class CuboidSelfAttentionLayer(nn.Module):
             proj = fast_linear(pad_thw(x, pads, self.padding_type), weight, bias)
         if shifted:
             proj = torch.roll(proj, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
-        parts = proj.split(sizes, dim=-1)
+        # one part (no separate global projections): no split, whose backward would copy
+        parts = (proj,) if len(sizes) == 1 else proj.split(sizes, dim=-1)
         bt, bh, bw = cuboid
         cut = reorder_pattern(self.strategy, True)
         volume = bt * bh * bw
@@ -311,9 +312,13 @@ class CuboidSelfAttentionLayer(nn.Module):
         rel_bias = (gather_bias(self.relative_position_bias_table, self.relative_position_index, volume, volume)
                     if self.use_relative_pos else None)
         small = small_attention_applies(proj, volume + 1)
-        out = proj.new_empty(b, t, h, w, self.dim)
+        # split and cat, not slices and slice assignment: under autograd their backwards are
+        # views and one copy, where a slice's backward zero-fills a tensor of proj's size
+        qkv = proj if proj.shape[-1] == 3 * self.dim else proj[..., :3 * self.dim]
+        qkv_full, qkv_tail = qkv.split([t_full, t - t_full], dim=1)
+        pieces = []
         if t_full:
-            qkv = proj[:, :t_full, ..., :3 * self.dim]
+            qkv = qkv_full
             attn_mask = additive_mask(rel_bias, None, proj.dtype, proj.device)
             if small:
                 part = self._attend_small(qkv, cut, cuboid, attn_mask, batch=b)
@@ -321,8 +326,8 @@ class CuboidSelfAttentionLayer(nn.Module):
                 q, k, v = cut_stacked(qkv, cut, k=3, heads=self.num_heads, bt=bt, bh=bh, bw=bw)
                 part = cuboid_attention(q, k, v, batch=b, attn_mask=attn_mask, scale=self.scale,
                                         dropout_p=dropout_p)
-            out[:, :t_full] = rearrange(part[None], glue, k=1, b=b, bt=bt, bh=bh, bw=bw, nt=t_full // bt,
-                                        nh=h // bh, nw=w // bw)
+            pieces.append(rearrange(part[None], glue, k=1, b=b, bt=bt, bh=bh, bw=bw, nt=t_full // bt,
+                                    nh=h // bh, nw=w // bw))
         r = t - t_full
         if rel_bias is None:
             heads_bias = proj.new_zeros(self.num_heads, real, real)
@@ -331,7 +336,7 @@ class CuboidSelfAttentionLayer(nn.Module):
             heads_bias = rel_bias[:, :real, :real].to(proj.dtype)
             folded = torch.logsumexp(rel_bias[:, :real, real:].to(proj.dtype), dim=-1, keepdim=True)
         tail_mask = torch.cat((heads_bias, folded), dim=-1)[None]
-        qkv = proj[:, t_full:, ..., :3 * self.dim]
+        qkv = qkv_tail
         if small:  # the folded padded key (k = v = 0) is one of the zero keys of the cut
             part = self._attend_small(qkv, cut, (r, bh, bw), tail_mask, batch=b, zero_keys=1)
         else:
@@ -339,7 +344,8 @@ class CuboidSelfAttentionLayer(nn.Module):
             k = torch.nn.functional.pad(k, (0, 0, 0, 1))  # the folded padded key: k = v = 0
             v = torch.nn.functional.pad(v, (0, 0, 0, 1))
             part = cuboid_attention(q, k, v, batch=b, attn_mask=tail_mask, scale=self.scale, dropout_p=dropout_p)
-        out[:, t_full:] = rearrange(part[None], glue, k=1, b=b, bt=r, bh=bh, bw=bw, nt=1, nh=h // bh, nw=w // bw)
+        pieces.append(rearrange(part[None], glue, k=1, b=b, bt=r, bh=bh, bw=bw, nt=1, nh=h // bh, nw=w // bw))
+        out = torch.cat(pieces, dim=1) if len(pieces) > 1 else pieces[0]
         if self.use_final_proj:
             out = linear_dropout(out, self.proj, self.proj_drop)
         return out
