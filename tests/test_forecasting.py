@@ -238,7 +238,9 @@ def test_dask_in_dask_out_lazily(sst, toy) -> None:
         lazy = xearthformer.forecast(sst.chunk(time=10), lead=7, model=str(toy["enso"]),
                                      init=sst.time.values[30:40], batch_size=4)
     assert isinstance(lazy.data, dask.array.Array) and lazy.data.numblocks[0] == 3
-    xr.testing.assert_allclose(lazy.compute(), eager, atol=1e-6)
+    # batches of 4 instead of 10: the same maths, but the full-resolution convolutions run
+    # over other chunks of frames (other oneDNN kernels), so float32 rounding differs (~3e-6)
+    xr.testing.assert_allclose(lazy.compute(), eager, atol=2e-5, rtol=0)
 
 
 def test_climpred_and_xskillscore_take_the_output(sst, toy, cf_standard_name_table) -> None:
