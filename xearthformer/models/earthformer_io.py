@@ -21,8 +21,9 @@ from einops import rearrange
 from torch import nn
 
 from ..nn._validation import ConfigError
-from ..nn.layers import PatchMerging3D, Upsample3DLayer, channels_last_view, conv_norm_act_block
+from ..nn.layers import PatchMerging3D, Upsample3DLayer, conv_norm_act_block
 from ..nn.lean import row_slices
+from ..nn.upsample_conv import channels_last_view
 
 
 def _per_frame(block: nn.Sequential, x: torch.Tensor) -> torch.Tensor:

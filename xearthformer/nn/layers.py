@@ -16,7 +16,7 @@ from .dropout import FastDropout, apply_drop_, random_drop_mask
 from .fast_linear import linear as fast_linear
 from . import lean as lean_paths
 from .lean import lean_ffn, row_slices
-from .upsample_conv import channels_last_view, nearest_upsample_conv2d
+from .upsample_conv import nearest_upsample_conv2d
 
 NORMS = ("layer_norm", "rms_norm")
 ACTIVATIONS = ("leaky", "gelu", "relu", "identity", "elu", "sigmoid", "tanh", "softplus", "softsign")
@@ -269,17 +269,21 @@ class Upsample3DLayer(nn.Module):
         ``out`` is an optional contiguous "n H W out_dim" buffer for the result, used when
         the enlargement is by whole factors (else ignored).
         """
-        if self.uses_whole_factors(frames.shape[-2:]):
+        scale = self._fast_scale(frames.shape[-2:])
+        if scale is not None:
             # the same maths without the enlarged copy, on 31-44% of the multiplies
-            scale = _whole_scale(tuple(frames.shape[-2:]), self.target_size[1:])
             return nearest_upsample_conv2d(frames, self.conv.weight, self.conv.bias, scale, out=out)
         return self.conv(F.interpolate(frames, size=self.target_size[1:], mode="nearest"))
 
     def uses_whole_factors(self, hw: Sequence[int]) -> bool:
         """Whether frames of size ``hw`` take the upsampled-convolution path (which takes ``out``)."""
+        return self._fast_scale(hw) is not None
+
+    def _fast_scale(self, hw: Sequence[int]) -> tuple[int, int] | None:
+        """The whole factors (both >= 2) of :func:`nearest_upsample_conv2d`, or None."""
         scale = _whole_scale(tuple(hw), self.target_size[1:])
-        return scale is not None and min(scale) >= 2 and self.conv.padding == (self.conv.kernel_size[0] // 2,
-                                                                                self.conv.kernel_size[1] // 2)
+        same_padded = self.conv.padding == (self.conv.kernel_size[0] // 2, self.conv.kernel_size[1] // 2)
+        return scale if scale is not None and min(scale) >= 2 and same_padded else None
 
 
 def _whole_scale(size: Sequence[int], target: Sequence[int]) -> tuple[int, int] | None:
