@@ -17,7 +17,11 @@ monkeypatched for the run:
 * ``attention_slabs``: self-attention over slabs of whole cuboids
   (``CuboidSelfAttentionLayer._inference_slabs``);
 * ``frame_chunks``: the full-resolution initial encoder and final decoder over chunks of
-  frames (``earthformer_io.FRAME_CHUNK_BYTES``).
+  frames (``earthformer_io.FRAME_CHUNK_BYTES``);
+* ``ffn_into_input``: the blocked inference FFN writes its result into its input, the fresh
+  residual sum its stack owns (off: into a new tensor);
+* ``head_per_chunk``: the final projection applied to each chunk of frames of the final
+  decoder (off: to its whole full-resolution output).
 
 Training case (``enso_train_b8``: forward + backward of the ENSO config at batch 8, dropout
 on, the same seed before every step; no optimizer step, so the weights stay put):
@@ -29,6 +33,8 @@ on, the same seed before every step; no optimizer step, so the weights stay put)
   one block of every row);
 * ``blocked_dropout_attention``: attention with dropout over blocks of cuboids (off: one
   block of all of them);
+* ``fast_final_proj``: the last projection (64 -> 1 channels) through oneDNN (off: ``F.linear``,
+  whose input gradient is a BLAS ``mm`` with one inner column);
 * ``numpy_bits``: dropout bits from numpy's SFC64 (off: torch's ``randint``). The masks then
   differ, so its gradient difference is not 0: it is printed for the record only.
 
@@ -79,6 +85,19 @@ def _onednn_weight_grad(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor
     return torch.ops.mkldnn._linear_pointwise(grad_out.t(), x.t(), None, "none", [], "")
 
 
+def _ffn_fresh_output(stack, ffn, x: torch.Tensor) -> torch.Tensor:
+    return ffn(x) if not (stack.training and stack.checkpoint_level >= 1) else _RUN_FFN(stack, ffn, x)
+
+
+def _head_after_decoder(module, stages, x: torch.Tensor, head=None) -> torch.Tensor:
+    y = _RUN_DECODER(module, stages, x)
+    return y if head is None else head(y)
+
+
+def _plain_final_projection(model: Earthformer, h: torch.Tensor) -> torch.Tensor:
+    return model.dec_final_proj(h)
+
+
 def _masked_fill_drop(t: torch.Tensor, drop: torch.Tensor) -> torch.Tensor:
     return t.masked_fill_(drop, 0.0)
 
@@ -89,6 +108,7 @@ def _torch_slices(n: int, device: torch.device, generator: torch.Generator | Non
     return bits.view(torch.int16)[:n]
 
 
+_RUN_FFN, _RUN_DECODER = blocks._run_ffn, earthformer_io._run_decoder
 INFERENCE_SWITCHES = {
     "one_pass_cut": [(self_attention, "small_attention_applies", _never),
                      (cross_attention, "small_attention_applies", _never)],
@@ -96,6 +116,8 @@ INFERENCE_SWITCHES = {
     "inplace_residual": [(blocks, "_residual", _plain_residual)],
     "attention_slabs": [(self_attention.CuboidSelfAttentionLayer, "_inference_slabs", _never)],
     "frame_chunks": [(earthformer_io, "FRAME_CHUNK_BYTES", 1 << 62)],
+    "ffn_into_input": [(blocks, "_run_ffn", _ffn_fresh_output)],
+    "head_per_chunk": [(earthformer_io, "_run_decoder", _head_after_decoder)],
 }
 TRAINING_SWITCHES = {
     "mm_weight_grad": [(fast_linear, "weight_grad", _onednn_weight_grad),
@@ -105,6 +127,7 @@ TRAINING_SWITCHES = {
     "blocked_lean_ffn": [(lean, "FFN_BLOCK_ROWS", 1 << 40)],
     "blocked_dropout_attention": [(attention, "DROPOUT_ATTENTION_BLOCK_BYTES", 1 << 60)],
     "numpy_bits": [(dropout, "_random_slices", _torch_slices)],
+    "fast_final_proj": [(Earthformer, "final_projection", _plain_final_projection)],
 }
 SWITCHES = {**INFERENCE_SWITCHES, **TRAINING_SWITCHES}
 

@@ -30,6 +30,7 @@ _LAZY = {
     "ensemble": "xearthformer.ensembles",
     "list_models": "xearthformer.zoo",
     "load_model": "xearthformer.zoo",
+    "keep_freed_memory": "xearthformer.cpu_memory",
 }
 
 

@@ -69,6 +69,29 @@ def test_chunked_equals_whole(monkeypatch, pair, frames_per_chunk) -> None:
     assert out.is_contiguous() and code.is_contiguous()
 
 
+@pytest.mark.parametrize("pair", [_stack_pair, _conv_pair])
+def test_head_per_chunk_equals_head_after_the_decoder(monkeypatch, pair) -> None:
+    _, dec = pair()
+    width = dec.conv_block_list[-1][0].out_channels if pair is _stack_pair else 16
+    head = torch.nn.Linear(width, 2).double()
+    code = torch.randn(2, 5, 3 if pair is _stack_pair else 4, 5, dec_in_channels(dec), dtype=torch.float64)
+    with torch.no_grad():
+        whole = head(dec(code))
+        calls = _frame_chunk_calls(monkeypatch)
+        monkeypatch.setattr(io, "FRAME_CHUNK_BYTES", 0)  # one frame per chunk
+        chunked = dec(code, head=head)
+    assert calls == [10] and chunked.shape == whole.shape and chunked.shape[-1] == 2
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-12)
+    trained = dec(code, head=head)  # autograd: the whole output, then the head
+    torch.testing.assert_close(trained, whole, rtol=0, atol=1e-12)
+    assert trained.grad_fn is not None
+
+
+def dec_in_channels(dec) -> int:
+    first = dec.upsample_list[0] if hasattr(dec, "upsample_list") else dec.upsample
+    return first.conv.in_channels
+
+
 def test_no_chunks_under_autograd(monkeypatch) -> None:
     enc, dec = _stack_pair()
     monkeypatch.setattr(io, "FRAME_CHUNK_BYTES", 0)

@@ -268,6 +268,46 @@ def test_blocked_inference_ffn_equals_the_whole_ffn(monkeypatch, gated, activati
     torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-13)
 
 
+def test_blocked_ffn_writes_into_its_input_only_when_allowed(monkeypatch) -> None:
+    import xearthformer.nn.lean as lean_module
+    from xearthformer.nn.layers import PositionwiseFFN
+
+    monkeypatch.setattr(lean_module, "FFN_BLOCK_ROWS", 7)
+    torch.manual_seed(0)
+    ffn = PositionwiseFFN(6, 24).double().eval()
+    x = torch.randn(2, 5, 3, 4, 6, dtype=torch.float64)
+    original = x.clone()
+    with torch.no_grad():
+        fresh = ffn(x)
+        assert torch.equal(x, original) and fresh.data_ptr() != x.data_ptr()
+        into_input = ffn(x, overwrite_input=True)
+    assert into_input.data_ptr() == x.data_ptr()  # written into x, block by block
+    torch.testing.assert_close(into_input, fresh, rtol=0, atol=0)
+    y = original.clone().requires_grad_(True)  # autograd: never in place
+    out = ffn(y, overwrite_input=True)
+    assert out.data_ptr() != y.data_ptr() and torch.equal(y.detach(), original)
+
+
+def test_stacks_leave_their_input_intact_in_inference(monkeypatch) -> None:
+    import xearthformer.nn.lean as lean_module
+    from xearthformer.nn.blocks import StackCuboidCrossAttentionBlock, StackCuboidSelfAttentionBlock
+
+    monkeypatch.setattr(lean_module, "FFN_BLOCK_ROWS", 7)  # the FFNs write into the residual sums
+    torch.manual_seed(0)
+    self_stack = StackCuboidSelfAttentionBlock(8, 2, [(2, 2, 2)] * 2, [(0, 0, 0), (1, 1, 1)], [("l", "l", "l")] * 2,
+                                               use_inter_ffn=True).double().eval()
+    cross_stack = StackCuboidCrossAttentionBlock(8, 2, [(2, 2)], [(0, 0)], [1], [("l", "l", "l")]).double().eval()
+    x, mem = torch.randn(1, 4, 4, 4, 8, dtype=torch.float64), torch.randn(1, 3, 4, 4, 8, dtype=torch.float64)
+    kept_x, kept_mem = x.clone(), mem.clone()
+    with torch.no_grad():
+        out_self, out_cross = self_stack(x), cross_stack(x, mem)
+        monkeypatch.setattr(lean_module, "FFN_BLOCK_ROWS", 1 << 30)  # no blocks: plain FFNs
+        plain_self, plain_cross = self_stack(x), cross_stack(x, mem)
+    assert torch.equal(x, kept_x) and torch.equal(mem, kept_mem)
+    torch.testing.assert_close(out_self, plain_self, rtol=0, atol=1e-13)
+    torch.testing.assert_close(out_cross, plain_cross, rtol=0, atol=1e-13)
+
+
 def test_blocked_ffn_is_not_used_with_autograd_or_in_training(monkeypatch) -> None:
     import xearthformer.nn.lean as lean_module
     from xearthformer.nn.layers import PositionwiseFFN

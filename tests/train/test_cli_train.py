@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+import xearthformer.cpu_memory
 from xearthformer.cli import main
 from xearthformer.zoo.model_dir import load_model_dir
 
@@ -19,13 +22,21 @@ def _files(tmp_path):
     return str(config), str(data), str(valid)
 
 
-def test_cli_trains_and_writes_a_model_directory(tmp_path, capsys):
+@pytest.fixture(autouse=True)
+def kept_memory_calls(monkeypatch):
+    """Record keep_freed_memory calls instead of changing the test process's allocator."""
+    calls = []
+    monkeypatch.setattr(xearthformer.cpu_memory, "keep_freed_memory", lambda: calls.append(1) or True)
+    return calls
+
+
+def test_cli_trains_and_writes_a_model_directory(tmp_path, capsys, kept_memory_calls):
     config, data, valid = _files(tmp_path)
     out = tmp_path / "runs" / "x"
     code = main(["train", config, data, "--var", "sst", "--in-len", "4", "--out-len", "3",
                  "-o", str(out), "--steps", "3", "--batch-size", "4", "--valid", valid,
                  "--no-progress"])
-    assert code == 0
+    assert code == 0 and kept_memory_calls == [1]  # freed memory kept for reuse by default
     assert f"-> {out}" in capsys.readouterr().out
     card, _ = load_model_dir(out)
     assert card.contract.variables == ("sst",) and card.training["steps_done"] == 3
@@ -36,9 +47,11 @@ def test_cli_trains_and_writes_a_model_directory(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "overwrite" in err and len(err.strip().splitlines()) == 1
     # fine-tune from the directory just written
+    kept_memory_calls.clear()
     code = main(["train", str(out), data, "--in-len", "4", "--out-len", "3",
-                 "-o", str(tmp_path / "tuned"), "--steps", "1", "--no-progress"])
+                 "-o", str(tmp_path / "tuned"), "--steps", "1", "--no-progress", "--return-freed-memory"])
     assert code == 0 and load_model_dir(tmp_path / "tuned")[0].training["fine_tuned"]
+    assert kept_memory_calls == []
 
 
 def test_cli_bad_input_exits_2(tmp_path, capsys):

@@ -45,6 +45,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--no-resume", action="store_true",
                         help="ignore a checkpoint of an interrupted run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--return-freed-memory", action="store_true",
+                        help="let the C allocator return freed memory to the system between steps "
+                             "(default: keep it for reuse, xearthformer.keep_freed_memory)")
     parser.set_defaults(func=run)
     return parser
 
@@ -57,8 +60,11 @@ def _open(path: str, time_chunk: int) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``xearthformer train``; returns the exit code."""
+    from xearthformer.cpu_memory import keep_freed_memory  # noqa: PLC0415
     from xearthformer.train import fit  # noqa: PLC0415 (keep --help fast)
 
+    if not args.return_freed_memory:
+        keep_freed_memory()
     if args.steps is None and args.epochs is None:
         raise ValueError("give the training length with --steps N or --epochs E.")
     train = _open(args.data, args.time_chunk)

@@ -14,7 +14,7 @@ kernel faults in page by page on every call, where a chunk's are reused heap blo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from einops import rearrange
@@ -144,17 +144,22 @@ def _run_encoder(module: nn.Module, stages, x: torch.Tensor) -> torch.Tensor:
     return _in_frame_chunks(x, chunks, lambda frames: _encode(stages, frames))
 
 
-def _run_decoder(module: nn.Module, stages, x: torch.Tensor) -> torch.Tensor:
+def _run_decoder(module: nn.Module, stages, x: torch.Tensor, head: Callable | None = None) -> torch.Tensor:
     if x.dim() != 5:
         raise ConfigError(f'the final decoder expects "b t h w c" input, got shape {tuple(x.shape)}')
     for upsample in (stage[1] for stage in stages):  # checked here: a chunk has fewer frames
         if x.shape[1] != upsample.target_size[0]:
             raise ConfigError(f"Upsample3DLayer expects {upsample.target_size[0]} frames, got {x.shape[1]}")
+    head = _identity if head is None else head
     chunks = _frame_chunks(module, x, _decoder_frame_bytes(stages, x))
     if chunks is None:
-        return _decode(stages, x)
+        return head(_decode(stages, x))
     buffers: dict[int, torch.Tensor] = {}
-    return _in_frame_chunks(x, chunks, lambda frames: _decode(stages, frames, buffers))
+    return _in_frame_chunks(x, chunks, lambda frames: head(_decode(stages, frames, buffers)))
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
 
 
 def _merge_factor(scale: int | Sequence[int]) -> tuple[int, int, int]:
@@ -195,10 +200,15 @@ class FinalDecoder(nn.Module):
         self.conv_block = conv_norm_act_block([dim] * (num_conv_layers + 1), [16] * num_conv_layers, activation)
         self.upsample = Upsample3DLayer(dim, dim, target_thw, kernel_size=3)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """"b t h w c" -> "b T H W c" (CPU inference: by chunks of frames, see
-        :data:`FRAME_CHUNK_BYTES`)."""
-        return _run_decoder(self, [(self.num_conv_layers, self.upsample, self.conv_block)], x)
+        :data:`FRAME_CHUNK_BYTES`).
+
+        ``head`` (a per-token map of "... c", such as the model's final projection) is
+        applied to the output chunk by chunk: the full-resolution ``c``-wide output is
+        then never made whole (and never copied).
+        """
+        return _run_decoder(self, [(self.num_conv_layers, self.upsample, self.conv_block)], x, head)
 
 
 class InitialStackPatchMergingEncoder(nn.Module):
@@ -270,13 +280,13 @@ class FinalStackUpsamplingDecoder(nn.Module):
             targets = [tuple(t[:-1]) + (enc[-1],) for t, enc in zip(targets, enc_out_shape_list[::-1])]
         return targets, enc_out_shape_list[-1][-1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
         """"b t h w c" -> "b t H W C".
 
         In CPU inference the frames run in chunks whose largest intermediate is about
         :data:`FRAME_CHUNK_BYTES`, each upsampling writing into one buffer reused by every
         chunk (the stages treat frames independently: the same result, from memory the
-        allocator reuses).
+        allocator reuses). ``head``: as for :meth:`FinalDecoder.forward`.
         """
         return _run_decoder(self, list(zip(self.num_conv_per_up_list, self.upsample_list,
-                                           self.conv_block_list)), x)
+                                           self.conv_block_list)), x, head)

@@ -33,6 +33,15 @@ def _residual(x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
     return x + update
 
 
+def _run_ffn(stack: nn.Module, ffn: PositionwiseFFN, x: torch.Tensor) -> torch.Tensor:
+    """An FFN of a stack on ``x``, the fresh sum of a residual that the stack owns (so its
+    inference path may write into it), checkpointed in training as ``checkpoint_level``
+    asks."""
+    if stack.training and stack.checkpoint_level >= 1:
+        return checkpoint(ffn, x, use_reentrant=False)
+    return ffn(x, overwrite_input=True)
+
+
 def _same_length(name: str, *lists: Sequence) -> int:
     lengths = {len(v) for v in lists}
     if len(lengths) != 1 or 0 in lengths:
@@ -91,11 +100,11 @@ class StackCuboidSelfAttentionBlock(nn.Module):
             else:
                 x = _residual(x, self._run(attn, 2, x))
             if self.use_inter_ffn:
-                x = self._run(self.ffn_l[idx], 1, x)
+                x = _run_ffn(self, self.ffn_l[idx], x)
                 if self.use_global_vector_ffn:
                     g = self._run(self.global_ffn_l[idx], 1, g)
         if not self.use_inter_ffn:
-            x = self._run(self.ffn_l[0], 1, x)
+            x = _run_ffn(self, self.ffn_l[0], x)
             if self.use_global_vector_ffn:
                 g = self._run(self.global_ffn_l[0], 1, g)
         return (x, g) if self.use_global_vector else x
@@ -138,7 +147,7 @@ class StackCuboidCrossAttentionBlock(nn.Module):
         for idx, attn in enumerate(self.attn_l):
             x = _residual(x, self._run(attn, 2, x, mem, mem_global_vector))
             if self.use_inter_ffn:
-                x = self._run(self.ffn_l[idx], 1, x)
+                x = _run_ffn(self, self.ffn_l[idx], x)
         if not self.use_inter_ffn:
-            x = self._run(self.ffn_l[0], 1, x)
+            x = _run_ffn(self, self.ffn_l[0], x)
         return x

@@ -151,8 +151,12 @@ class PositionwiseFFN(nn.Module):
         h = self.activation_dropout_layer(h)
         return self.dropout_layer(fast_linear(h, self.ffn_2.weight, self.ffn_2.bias))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, overwrite_input: bool = False) -> torch.Tensor:
         """``x + ffn(norm(x))`` (pre-norm) or ``norm(x + ffn(x))``.
+
+        ``overwrite_input=True`` lets the blocked inference path below write the result into
+        ``x`` itself (for callers that own ``x`` and do not need it afterwards: the stacks,
+        whose FFN input is the fresh sum of a residual). It spares a large fresh output.
 
         In CPU inference over many tokens the rows go through in blocks of
         :data:`~xearthformer.nn.lean.FFN_BLOCK_ROWS`: the normalised block, the hidden layer
@@ -167,8 +171,8 @@ class PositionwiseFFN(nn.Module):
             return x + lean_ffn(x, self.layer_norm, self.ffn_1, self.ffn_2, p, p_out)
         if self._blocked_inference(x):
             rows = x.reshape(-1, x.shape[-1])
-            out = torch.empty_like(rows)
-            for block in row_slices(rows.shape[0], lean_paths.FFN_BLOCK_ROWS):
+            out = rows if overwrite_input else torch.empty_like(rows)
+            for block in row_slices(rows.shape[0], lean_paths.FFN_BLOCK_ROWS):  # each block reads only its rows
                 torch.add(rows[block], self._update(self.layer_norm(rows[block])), out=out[block])
             return out.view(x.shape)
         if not self.pre_norm:
