@@ -33,6 +33,22 @@ def golden_dir() -> Path:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def fp64_through_fp32_softmax_tol() -> float:
+    """Tolerance of float64 golden checks whose path runs a float32 softmax, as officially.
+
+    The PreDiff VAE's mid-block attention and the alignment net's readout compute their
+    softmax in float32 even in a float64 run, as the official code that made the
+    ``*_fp64.pt`` references does. float32 ``exp`` kernels round differently from one CPU
+    instruction set to another: the golden files (made on an AVX-512 machine) match to
+    ~1e-15 on such a CPU, but by 3.6e-9 (VAE), 9.6e-9 (alignment output) and 2.1e-8 (the
+    knowledge-control mean shift) on an AVX2-only one. These checks are therefore held to
+    float32 rounding of the softmax weights (unit roundoff 6e-8), with margin, instead of
+    the README's 1e-10; indexing, layout or masking bugs show at 1e-2 and above.
+    """
+    return 1e-6
+
+
 CF_TABLE_URL = ("https://raw.githubusercontent.com/cf-convention/cf-convention.github.io/master/"
                 "Data/cf-standard-names/current/src/cf-standard-name-table.xml")
 

@@ -11,11 +11,6 @@ from xearthformer.diffusion import DDIMSampler, DDPMSampler, KnowledgeControl, N
 from xearthformer.diffusion.schedule import NoiseScheduleConfig
 from xearthformer.nn._validation import ConfigError
 
-#: Float64 results through the alignment net's float32 readout softmax (as official): held to
-#: float32 rounding of its weights, since float32 ``exp`` kernels differ between CPU instruction
-#: sets (2e-8 here on an AVX2-only CPU for the golden files made with AVX-512); see
-#: tests/models/test_prediff_unet_alignment.py.
-FP64_THROUGH_FP32_SOFTMAX_TOL = 1e-6
 STEP_OUTPUTS = ("z0_pred", "model_mean", "posterior_variance", "posterior_log_variance_clipped")
 
 
@@ -116,7 +111,8 @@ def _official_models():
 
 @pytest.mark.golden
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
-def test_full_reverse_step_with_alignment_matches_official(golden_dir, step_case, dtype):
+def test_full_reverse_step_with_alignment_matches_official(golden_dir, step_case, dtype,
+                                                           fp64_through_fp32_softmax_tol):
     unet_cls, align_cls = _official_models()
     inputs, refs = step_case
     ref, tol = refs[dtype]
@@ -142,9 +138,9 @@ def test_full_reverse_step_with_alignment_matches_official(golden_dir, step_case
         "alignment_mean_shift": shift,
         "aligned_mean": aligned,
     }
-    through_alignment = ("alignment_mean_shift", "aligned_mean")
+    through_alignment = ("alignment_mean_shift", "aligned_mean")  # its readout softmax is float32
     for name, value in ours.items():
-        bound = FP64_THROUGH_FP32_SOFTMAX_TOL if dtype == torch.float64 and name in through_alignment else tol
+        bound = fp64_through_fp32_softmax_tol if dtype == torch.float64 and name in through_alignment else tol
         assert max_scaled_error(value, ref[name]) <= bound, name
 
 

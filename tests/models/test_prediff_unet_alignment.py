@@ -12,12 +12,6 @@ from xearthformer.models import CuboidTransformerUNet, NoisyCuboidTransformerEnc
 from xearthformer.nn import ConfigError
 
 TOL = {torch.float32: 1e-4, torch.float64: 1e-10}
-#: The official readout computes its softmax in float32 even in a float64 run, and float32
-#: ``exp`` kernels round differently from one CPU instruction set to another: the golden
-#: files (made on an AVX-512 machine) match to ~2e-16 there, but 9.6e-9 (output) on an
-#: AVX2-only CPU. So float64 results through that softmax are held to float32 rounding of its
-#: weights (unit roundoff 6e-8), with margin; layout or masking bugs show at 1e-2 and above.
-FP64_THROUGH_FP32_SOFTMAX_TOL = 1e-6
 OUTPUTS = {torch.float32: "outputs.pt", torch.float64: "outputs_fp64.pt"}
 DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 
@@ -81,10 +75,10 @@ def test_unet_tiny_matches_official(unet_case, dtype):
 
 @pytest.mark.golden
 @DTYPES
-def test_alignment_tiny_matches_official(alignment_case, dtype):
+def test_alignment_tiny_matches_official(alignment_case, dtype, fp64_through_fp32_softmax_tol):
     # The readout's QKVAttention computes its softmax in float32 even in a float64 model, as
-    # the official code that made the fp64 reference does: see FP64_THROUGH_FP32_SOFTMAX_TOL.
-    tol = FP64_THROUGH_FP32_SOFTMAX_TOL if dtype == torch.float64 else TOL[dtype]
+    # the official code that made the fp64 reference does (see the fixture for the bound).
+    tol = fp64_through_fp32_softmax_tol if dtype == torch.float64 else TOL[dtype]
     net, _, inputs, case = alignment_case
     net = net.to(dtype)
     ref = torch.load(case / OUTPUTS[dtype], weights_only=True)

@@ -33,12 +33,14 @@ def vae_case(golden_dir):
 
 @pytest.mark.golden
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
-def test_vae_tiny_reproduces_official_outputs(vae_case, dtype):
+def test_vae_tiny_reproduces_official_outputs(vae_case, dtype, fp64_through_fp32_softmax_tol):
     case, kwargs, state, inputs = vae_case
     vae = AutoencoderKL.from_official_kwargs(kwargs).eval()
     vae.load_state_dict(state, strict=True)
     vae = vae.to(dtype)
     filename, tol = FP_TOL[dtype]
+    if dtype == torch.float64:  # every output passes a mid-block attention, float32 softmax as officially
+        tol = fp64_through_fp32_softmax_tol
     ref = torch.load(case / filename, weights_only=True)
     with torch.no_grad():
         posterior = vae.encode(inputs["x"].to(dtype))
