@@ -11,15 +11,16 @@ import pytest
 from xearthformer.cpu_memory import available
 
 # Allocates, fills and frees a 64 MiB tensor (above glibc's largest mmap threshold, so by
-# default it is mapped afresh each time) a few times; prints the minor page faults of the
-# repeats.
+# default it is mapped afresh each time) ten times; prints the minor page faults of the last
+# eight.
 PROBE = """
 import json, resource, sys, torch
 import xearthformer
 applied = xearthformer.keep_freed_memory() if sys.argv[1] == "keep" else None
-torch.empty(16 << 20).fill_(1.0)  # first use: faults either way
+for _ in range(2):  # first uses: fault either way (the heap grows to its working size)
+    torch.empty(16 << 20).fill_(1.0)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(4):
+for _ in range(8):
     torch.empty(16 << 20).fill_(1.0)
 print(json.dumps({"applied": applied, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before}))
 """
@@ -34,9 +35,11 @@ def probe(mode: str) -> dict:
 def test_kept_memory_is_reused_without_page_faults():
     default, kept = probe("default"), probe("keep")
     assert kept["applied"] is True
-    # 4 x 64 MiB = 65,536 pages mapped afresh by default; kept, the same heap block serves them
-    assert default["faults"] > 30_000
-    assert kept["faults"] < 2_000
+    # 8 x 64 MiB = 131,072 pages mapped afresh by default; kept, the heap's blocks serve them.
+    # Not always all of them: here one repeat in some runs found its block paged out again
+    # (16,384 faults; the host reclaims idle memory), so the bound leaves room for two.
+    assert default["faults"] > 100_000
+    assert kept["faults"] < default["faults"] / 4
 
 
 def test_keep_freed_memory_reports_where_it_cannot_apply(monkeypatch):
