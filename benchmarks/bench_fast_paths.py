@@ -85,8 +85,8 @@ def _onednn_weight_grad(grad_out: torch.Tensor, x: torch.Tensor) -> torch.Tensor
     return torch.ops.mkldnn._linear_pointwise(grad_out.t(), x.t(), None, "none", [], "")
 
 
-def _ffn_fresh_output(stack, ffn, x: torch.Tensor) -> torch.Tensor:
-    return ffn(x) if not (stack.training and stack.checkpoint_level >= 1) else _RUN_FFN(stack, ffn, x)
+def _ffn_fresh_output(ffn, x: torch.Tensor, *, overwrite_input: bool = False) -> torch.Tensor:
+    return _FFN_FORWARD(ffn, x)
 
 
 def _head_after_decoder(module, stages, x: torch.Tensor, head=None) -> torch.Tensor:
@@ -108,7 +108,7 @@ def _torch_slices(n: int, device: torch.device, generator: torch.Generator | Non
     return bits.view(torch.int16)[:n]
 
 
-_RUN_FFN, _RUN_DECODER = blocks._run_ffn, earthformer_io._run_decoder
+_FFN_FORWARD, _RUN_DECODER = layers.PositionwiseFFN.forward, earthformer_io._run_decoder
 INFERENCE_SWITCHES = {
     "one_pass_cut": [(self_attention, "small_attention_applies", _never),
                      (cross_attention, "small_attention_applies", _never)],
@@ -116,7 +116,7 @@ INFERENCE_SWITCHES = {
     "inplace_residual": [(blocks, "_residual", _plain_residual)],
     "attention_slabs": [(self_attention.CuboidSelfAttentionLayer, "_inference_slabs", _never)],
     "frame_chunks": [(earthformer_io, "FRAME_CHUNK_BYTES", 1 << 62)],
-    "ffn_into_input": [(blocks, "_run_ffn", _ffn_fresh_output)],
+    "ffn_into_input": [(layers.PositionwiseFFN, "forward", _ffn_fresh_output)],
     "head_per_chunk": [(earthformer_io, "_run_decoder", _head_after_decoder)],
 }
 TRAINING_SWITCHES = {

@@ -24,13 +24,21 @@ def golden_dir() -> Path:
     """
     if GOLDEN_DIR.is_dir():
         return GOLDEN_DIR
-    message = (
-        f"golden test vectors not found at {GOLDEN_DIR}: place the shared folder beside the "
-        "repository (../shared/golden) or set XEARTHFORMER_GOLDEN"
-    )
+    _skip_or_fail(f"golden test vectors not found at {GOLDEN_DIR}: place the shared folder beside "
+                  "the repository (../shared/golden) or set XEARTHFORMER_GOLDEN")
+
+
+def _skip_or_fail(message: str) -> None:
+    """Skip with ``message``; under ``CI=true`` fail instead (CI must run every check)."""
     if _under_ci():
-        pytest.fail(message + " (CI=true: the golden checks are mandatory)")
+        pytest.fail(message + " (CI=true: this check is mandatory)")
     pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def skip_or_fail():
+    """:func:`_skip_or_fail` for tests whose prerequisite CI always has."""
+    return _skip_or_fail
 
 
 @pytest.fixture(scope="session")

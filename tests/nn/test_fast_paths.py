@@ -169,6 +169,21 @@ def test_onednn_linear_gradients_match_f_linear(bias) -> None:
     torch.testing.assert_close(weight_grad(g, rows), g.t() @ rows, rtol=1e-5, atol=1e-5)
 
 
+def test_attention_off_the_cpu_passes_dropout_to_sdpa(monkeypatch) -> None:
+    """The dispatch of the GPU test below, checked on any machine: on a device other than the
+    CPU (here "meta"), attention is SDPA itself with the dropout passed to its kernel."""
+    from xearthformer.nn.attention import attention
+
+    calls = []
+    sdpa = F.scaled_dot_product_attention
+    monkeypatch.setattr(F, "scaled_dot_product_attention",
+                        lambda *args, **kwargs: calls.append(kwargs) or sdpa(*args, **kwargs))
+    q, k, v = (torch.empty(64, 4, 24, 16, device="meta") for _ in range(3))
+    out = attention(q, k, v, attn_mask=None, scale=0.25, dropout_p=0.5)
+    assert out.shape == (64, 4, 24, 16) and out.device.type == "meta"
+    assert [c["dropout_p"] for c in calls] == [0.5] and calls[0]["scale"] == 0.25
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the fused SDPA path)")
 def test_gpu_attention_applies_dropout_in_the_fused_kernel() -> None:

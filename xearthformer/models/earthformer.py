@@ -165,7 +165,8 @@ class Earthformer(nn.Module):
         """``dec_final_proj`` on oneDNN where eligible ("... c" -> "... c_out").
 
         Its input gradient is a product with a single inner column for one output channel
-        (64 -> 1): BLAS ``mm`` took 89 ms for it at ENSO batch 8 against 2-3 ms for oneDNN
-        (``benchmarks/bench_fast_paths.py``, switch ``fast_final_proj``).
+        (64 -> 1), slow through BLAS ``mm`` (89 ms at ENSO batch 8 in an ad hoc profile,
+        against 2-3 ms for oneDNN; ``benchmarks/bench_fast_paths.py`` times the step with
+        and without it, switch ``fast_final_proj``).
         """
         return fast_linear(h, self.dec_final_proj.weight, self.dec_final_proj.bias)

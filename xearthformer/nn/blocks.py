@@ -33,15 +33,6 @@ def _residual(x: torch.Tensor, update: torch.Tensor) -> torch.Tensor:
     return x + update
 
 
-def _run_ffn(stack: nn.Module, ffn: PositionwiseFFN, x: torch.Tensor) -> torch.Tensor:
-    """An FFN of a stack on ``x``, the fresh sum of a residual that the stack owns (so its
-    inference path may write into it), checkpointed in training as ``checkpoint_level``
-    asks."""
-    if stack.training and stack.checkpoint_level >= 1:
-        return checkpoint(ffn, x, use_reentrant=False)
-    return ffn(x, overwrite_input=True)
-
-
 def _same_length(name: str, *lists: Sequence) -> int:
     lengths = {len(v) for v in lists}
     if len(lengths) != 1 or 0 in lengths:
@@ -86,10 +77,10 @@ class StackCuboidSelfAttentionBlock(nn.Module):
             for size, shift, strategy in zip(block_cuboid_size, block_shift_size, block_strategy)
         )
 
-    def _run(self, module: nn.Module, level: int, *args):
+    def _run(self, module: nn.Module, level: int, *args, **kwargs):
         if self.training and self.checkpoint_level >= level:
-            return checkpoint(module, *args, use_reentrant=False)
-        return module(*args)
+            return checkpoint(module, *args, use_reentrant=False, **kwargs)
+        return module(*args, **kwargs)
 
     def forward(self, x: torch.Tensor, global_vectors: torch.Tensor | None = None):
         g = global_vectors
@@ -100,11 +91,11 @@ class StackCuboidSelfAttentionBlock(nn.Module):
             else:
                 x = _residual(x, self._run(attn, 2, x))
             if self.use_inter_ffn:
-                x = _run_ffn(self, self.ffn_l[idx], x)
+                x = self._run(self.ffn_l[idx], 1, x, overwrite_input=True)  # x: our fresh residual sum
                 if self.use_global_vector_ffn:
                     g = self._run(self.global_ffn_l[idx], 1, g)
         if not self.use_inter_ffn:
-            x = _run_ffn(self, self.ffn_l[0], x)
+            x = self._run(self.ffn_l[0], 1, x, overwrite_input=True)
             if self.use_global_vector_ffn:
                 g = self._run(self.global_ffn_l[0], 1, g)
         return (x, g) if self.use_global_vector else x
@@ -138,16 +129,16 @@ class StackCuboidCrossAttentionBlock(nn.Module):
             for hw, shift, strategy, n_t in zip(block_cuboid_hw, block_shift_hw, block_strategy, block_n_temporal)
         )
 
-    def _run(self, module: nn.Module, level: int, *args):
+    def _run(self, module: nn.Module, level: int, *args, **kwargs):
         if self.training and self.checkpoint_level >= level:
-            return checkpoint(module, *args, use_reentrant=False)
-        return module(*args)
+            return checkpoint(module, *args, use_reentrant=False, **kwargs)
+        return module(*args, **kwargs)
 
     def forward(self, x: torch.Tensor, mem: torch.Tensor, mem_global_vector: torch.Tensor | None = None):
         for idx, attn in enumerate(self.attn_l):
             x = _residual(x, self._run(attn, 2, x, mem, mem_global_vector))
             if self.use_inter_ffn:
-                x = _run_ffn(self, self.ffn_l[idx], x)
+                x = self._run(self.ffn_l[idx], 1, x, overwrite_input=True)  # x: our fresh residual sum
         if not self.use_inter_ffn:
-            x = _run_ffn(self, self.ffn_l[0], x)
+            x = self._run(self.ffn_l[0], 1, x, overwrite_input=True)
         return x
