@@ -23,7 +23,7 @@ not on the kernels, so the shares come out a little low (ceilings a little high)
 kernels count whole: our inference FFN's exact GELU runs inside oneDNN's product, and
 SDPA's softmax inside its kernel, where the official code runs them as separate ops; so
 where we fuse, our kernel time includes some element-wise work (in the ENSO batch-8
-forward, the GELU of 99 FFN blocks: about 0.08 s on this project's CPUs).
+forward, the GELU of 99 FFN blocks: an estimated 0.08 s on this project's CPUs).
 
 Run: ``python benchmarks/bench_kernel_floor.py [--cases ...] [--reps 3] [--profile-reps 3]`` in the environment
 of ``make bench-env`` (a few minutes; the training case is the long one).
