@@ -15,6 +15,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ._compile import compiling
 from .dropout import apply_drop_, random_drop_mask
 from .lean import row_slices
 
@@ -172,11 +173,11 @@ _CHUNK_BYTES = 8 << 20
 def small_attention_applies(x: torch.Tensor, keys: int) -> bool:
     """Whether attention with ``keys`` keys on tensors like ``x`` takes :func:`small_attention`.
 
-    CPU inference (no autograd through ``x``) in float32/float64 with at most
-    :data:`SMALL_KEYS` keys: where it beats SDPA.
+    CPU inference (no autograd through ``x``, not under ``torch.compile``) in
+    float32/float64 with at most :data:`SMALL_KEYS` keys: where it beats SDPA.
     """
     return (x.device.type == "cpu" and keys <= SMALL_KEYS and x.dtype in (torch.float32, torch.float64)
-            and not (torch.is_grad_enabled() and x.requires_grad))
+            and not (torch.is_grad_enabled() and x.requires_grad) and not compiling())
 
 
 def _small_cpu_case(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:

@@ -6,17 +6,20 @@ many tokens (tens of thousands of rows, 64-256 columns) oneDNN's ``_linear_point
 fuses the exact GELU of the feed-forward block for free. Outputs agree with ``F.linear`` to
 float32 rounding (the GELU-fused form matched bit for bit in our checks).
 
-Used only where it is safe: CPU, float32, no autocast, and when the op exists in this torch
-build; in training through a small autograd function whose backward products are oneDNN
-ones for the input gradient (BLAS ``mm`` took 1.3-2.2x longer for it) and a BLAS ``mm`` for
-the weight gradient (there oneDNN copies the transposed operands first):
-``benchmarks/bench_kernels.py``. Everything else takes ``F.linear``.
+Used only where it is safe: CPU, float32, no autocast, not under ``torch.compile`` (which
+takes ``F.linear``), and when the op exists in this torch build; in training through a
+small autograd function whose backward products are oneDNN ones for the input gradient
+(BLAS ``mm`` took 1.3-2.2x longer for it) and a BLAS ``mm`` for the weight gradient (there
+oneDNN copies the transposed operands first): ``benchmarks/bench_kernels.py``. Everything
+else takes ``F.linear``.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from ._compile import compiling
 
 __all__ = ["linear", "onednn_available", "weight_grad"]
 
@@ -35,7 +38,7 @@ _ONEDNN = onednn_available()
 def _eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
     return (_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and x.numel() > 0
-            and not torch.is_autocast_enabled("cpu"))
+            and not torch.is_autocast_enabled("cpu") and not compiling())
 
 
 def _pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str = "none"):
