@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -201,7 +202,8 @@ def run_case(case: str, reps: int) -> dict:
                 target=target, page_faults={k: statistics.median(v) for k, v in faults.items()})
 
 
-def case_in_fresh_process(case: str, reps: int, threads: int) -> dict:
+def case_in_fresh_process(case: str, reps: int, threads: int, script: str = __file__,
+                          extra: Sequence[str] = ()) -> dict:
     """:func:`run_case` in a fresh Python process.
 
     A case's figures must not depend on the cases run before it: both models' time depends
@@ -209,9 +211,12 @@ def case_in_fresh_process(case: str, reps: int, threads: int) -> dict:
     history in the process (in one process, after the training case had grown the heap, the
     official SEVIR forward took 2.9 s against 4.4 s in a fresh one). Within a case the two
     models still share the process and alternate.
+
+    ``script`` (another benchmark with the same ``--case-child`` protocol) runs it instead,
+    with ``extra`` arguments.
     """
-    out = subprocess.run([sys.executable, __file__, "--case-child", case, "--reps", str(reps),
-                          "--threads", str(threads)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, script, "--case-child", case, "--reps", str(reps),
+                          "--threads", str(threads), *extra], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

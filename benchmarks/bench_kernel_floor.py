@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_earthformer import CASES, build_pair, config, make_step, median_time  # noqa: E402
+from bench_earthformer import CASES, build_pair, case_in_fresh_process, config, make_step, median_time  # noqa: E402
 
 #: Ops whose self time is matrix arithmetic done by a kernel library (oneDNN, MKL BLAS,
 #: the CPU flash attention). ``aten::matmul``/``aten::linear`` are dispatchers; their
@@ -103,13 +102,6 @@ def format_case(r: dict) -> str:
     return line + f" | the target allows {budget:.3f}s outside the kernels: cut ours by {max(0.0, 1 - budget / rest):.0%}"
 
 
-def case_in_fresh_process(case: str, reps: int, profile_reps: int, threads: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--case-child", case, "--reps", str(reps),
-                          "--profile-reps", str(profile_reps), "--threads", str(threads)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="*", default=list(CASES), choices=list(CASES))
@@ -125,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, float32, reps={args.reps}; "
           f"matrix kernels: {', '.join(sorted(MATRIX_KERNELS))}")
     for case in args.cases:
-        print(format_case(case_in_fresh_process(case, args.reps, args.profile_reps, args.threads)), flush=True)
+        r = case_in_fresh_process(case, args.reps, args.threads, script=__file__,
+                                  extra=["--profile-reps", str(args.profile_reps)])
+        print(format_case(r), flush=True)
     return 0
 
 
