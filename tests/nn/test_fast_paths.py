@@ -185,7 +185,9 @@ def test_attention_off_the_cpu_passes_dropout_to_sdpa(monkeypatch) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the fused SDPA path)")
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="runs the fused CUDA SDPA kernel, so it needs a CUDA device; the dispatch to "
+                           "it is checked without one by test_attention_off_the_cpu_passes_dropout_to_sdpa")
 def test_gpu_attention_applies_dropout_in_the_fused_kernel() -> None:
     from xearthformer.nn.attention import attention
 
