@@ -47,11 +47,16 @@ class EnsembleSettings:
 
 def alignment_target(contract: InputContract, kc_sigma: float) -> float:
     """The alignment network's target for ``kc_sigma``: ``k`` when the network predicts the
-    standardised quantity ``(q - mu) / sigma`` (the demo models), else ``mu + k * sigma``."""
+    standardised quantity ``(q - mu) / sigma`` (the demo models), ``mu + k * sigma`` in the
+    contract's normalised units when ``alignment["target_units"] == "normalised"`` (the official
+    SEVIR-LR network predicts mean(VIL / 255)), else ``mu + k * sigma``."""
     info = contract.alignment or {}
     if "(q - mu) / sigma" in str(info.get("prediction", "")):
         return float(kc_sigma)
-    return float(info["mu"]) + float(kc_sigma) * float(info["sigma"])
+    target = float(info["mu"]) + float(kc_sigma) * float(info["sigma"])
+    if info.get("target_units") == "normalised":
+        return float(contract.normalise(target))
+    return target
 
 
 def control_method(model: LoadedModel) -> str:

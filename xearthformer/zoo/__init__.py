@@ -21,10 +21,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from .model_dir import ModelCard, ModelDirError, is_model_dir, load_model_dir, sha256_of
+from .parts import as_weights_key, locate_parts
 from .registry import UnknownModelError, ZooEntry, entries, get_entry, official_kwargs
 from .weights import ChecksumError, WeightsUnavailableError, cache_dir, fetch
 
@@ -49,11 +51,12 @@ class ModelSpec:
     """A picklable reference to a model: what a dask task carries instead of the module.
 
     ``source`` is a zoo name, a model directory or a checkpoint path; ``weights`` and
-    ``config`` as in :func:`load_model`.
+    ``config`` as in :func:`load_model` (a ``{part: path}`` mapping of ``weights`` is kept as
+    sorted ``(part, path)`` pairs).
     """
 
     source: str
-    weights: str | None = None
+    weights: str | tuple[tuple[str, str], ...] | None = None
     config: str | None = None
     cache_dir: str | None = None
 
@@ -138,7 +141,9 @@ def list_models() -> list[dict[str, Any]]:
             "variables": ",".join(c.variables), "grid": grid,
             "step": f"{c.step} {c.step_units}", "in_len": c.in_len, "out_len": c.out_len,
             "normalisation": f"(x - {c.offset:g}) / {c.scale:g}", "climatology": clim,
-            "licence": entry.licence, "paper": entry.paper, "url": entry.url or "embedded",
+            "licence": entry.licence, "paper": entry.paper,
+            "url": entry.url or ("local files: " + ", ".join(f for _, f in entry.files)
+                                 if entry.files else "embedded"),
             "sha256": entry.sha256 or ("in model.json" if entry.path else "unknown (not verified)"),
             "alignment": (c.alignment or {}).get("quantity", ""),
             "description": entry.description,
@@ -146,7 +151,8 @@ def list_models() -> list[dict[str, Any]]:
     return rows
 
 
-def resolve(model: str | os.PathLike | ModelSpec, *, weights: str | os.PathLike | None = None,
+def resolve(model: str | os.PathLike | ModelSpec, *,
+            weights: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None,
             config: str | None = None, cache_dir: str | os.PathLike | None = None) -> ModelSpec:
     """Normalise the ways of naming a model into a :class:`ModelSpec` (no file is read).
 
@@ -159,12 +165,13 @@ def resolve(model: str | os.PathLike | ModelSpec, *, weights: str | os.PathLike 
     if isinstance(model, ModelSpec):
         return model
     text = os.fspath(model)
-    return ModelSpec(source=text, weights=None if weights is None else os.fspath(weights),
+    return ModelSpec(source=text, weights=as_weights_key(weights),
                      config=config, cache_dir=None if cache_dir is None else os.fspath(cache_dir))
 
 
 def load_model(name_or_path: str | os.PathLike | ModelSpec, *,
-               weights: str | os.PathLike | None = None, config: str | None = None,
+               weights: str | os.PathLike | Mapping[str, str | os.PathLike] | None = None,
+               config: str | None = None,
                cache_dir: str | os.PathLike | None = None, device: str = "cpu") -> LoadedModel:
     """Load a model by zoo name, model directory, or checkpoint file (cached per process).
 
@@ -175,8 +182,12 @@ def load_model(name_or_path: str | os.PathLike | ModelSpec, *,
         :func:`xearthformer.fit` / :func:`~xearthformer.zoo.model_dir.save_model_dir`, or a
         ``.pt`` checkpoint file (then ``config=`` names the zoo entry whose configuration and
         input contract it has).
-    weights : path, optional
-        A local checkpoint for a zoo name: used instead of the download (always offline).
+    weights : path or mapping, optional
+        A local checkpoint for a zoo name: used instead of the download (always offline). For
+        models of several files (``prediff-sevirlr``): a folder holding the official file
+        names, or ``{"vae": PATH, "denoiser": PATH, "alignment": PATH}``; without it they are
+        looked for in the cache folder (they are never downloaded, see
+        :mod:`xearthformer.zoo.parts`).
     config : str, optional
         Zoo name giving the configuration of a checkpoint file passed as ``name_or_path``.
     cache_dir : path, optional
@@ -213,6 +224,17 @@ def load_model(name_or_path: str | os.PathLike | ModelSpec, *,
     """
     spec = resolve(name_or_path, weights=weights, config=config, cache_dir=cache_dir)
     source = Path(spec.source)
+    entry = _multi_file_entry(spec)
+    if entry is not None:
+        paths = locate_parts(entry.name, entry.files, spec.weights, cache=spec.cache_dir,
+                             where=entry.where)
+        stamp = tuple((part, str(p), p.stat().st_mtime_ns, p.stat().st_size)
+                      for part, p in paths.items())
+        return _load_parts_cached(spec, stamp, str(device))
+    if isinstance(spec.weights, tuple):
+        raise UnknownModelError(f"weights= as a mapping of parts is for models of several files "
+                                f"({', '.join(_multi_file_names())}); {spec.source!r} takes one "
+                                "checkpoint path.")
     if spec.config is not None and source.suffix in (".pt", ".pth", ".ckpt") and spec.weights is None:
         spec = ModelSpec(source=spec.config, weights=spec.source, config=None,
                          cache_dir=spec.cache_dir)
@@ -222,6 +244,50 @@ def load_model(name_or_path: str | os.PathLike | ModelSpec, *,
     path, kind = _locate(spec)
     stat = Path(path).stat()
     return _load_cached(spec, str(path), kind, stat.st_mtime_ns, stat.st_size, str(device))
+
+
+def _multi_file_names() -> list[str]:
+    return sorted(name for name, entry in entries().items() if entry.files)
+
+
+def _multi_file_entry(spec: ModelSpec) -> ZooEntry | None:
+    """The zoo entry of ``spec`` when it names a model of several weight files."""
+    if spec.config is not None or is_model_dir(Path(spec.source).expanduser()):
+        return None
+    entry = entries().get(spec.source)
+    return entry if entry is not None and entry.files else None
+
+
+@functools.lru_cache(maxsize=4)
+def _load_parts_cached(spec: ModelSpec, stamp: tuple, device: str) -> LoadedModel:
+    """Read every part's file (``stamp``: part, path, mtime, size) and build the modules."""
+    import torch  # noqa: PLC0415
+
+    from ..models import CheckpointError  # noqa: PLC0415
+
+    entry = get_entry(spec.source)
+    card = entry.card()
+    state, digests = {}, []
+    for part, path, _, _ in stamp:
+        try:
+            state[part] = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+            raise CheckpointError(f"could not read {path} ({part} of {entry.name!r}) as a torch "
+                                  f"checkpoint ({err}); the file is corrupt or not a checkpoint. "
+                                  "Replace it.") from err
+        digests.append(f"{part}:{sha256_of(path)}")
+    modules = {}
+    for part, path, _, _ in stamp:  # part by part, so that an error names the file
+        try:
+            modules.update(_build(card, {part: state[part]}))
+        except CheckpointError as err:
+            raise CheckpointError(f"{path} does not fit the {part} of {entry.name!r} (expected "
+                                  f"the official {dict(entry.files)[part]}): {err}") from err
+    for module in modules.values():
+        module.to(device).eval()
+    return LoadedModel(card=card, modules=modules, sha256=";".join(digests),
+                       weights_path=";".join(path for _, path, _, _ in stamp), verified=False,
+                       spec=spec)
 
 
 def _locate(spec: ModelSpec) -> tuple[Path, str]:
@@ -313,3 +379,4 @@ def clear_cache() -> None:
     >>> clear_cache()   # the next load_model() reads the files again
     """
     _load_cached.cache_clear()
+    _load_parts_cached.cache_clear()

@@ -5,7 +5,9 @@ Two kinds of entries:
 * **official** checkpoints of the Earthformer release (``earthformer-icar-enso``,
   ``earthformer-sevir``): the official constructor kwargs (``configs/*.json``), the weight
   file's URL (downloaded through :mod:`pooch`, see :mod:`xearthformer.zoo.weights`) and the
-  input contract written down from the reference data pipeline;
+  input contract written down from the reference data pipeline; and the PreDiff SEVIR-LR
+  pipeline (``prediff-sevirlr``), three files with no plain URL, read from local paths
+  (:mod:`xearthformer.zoo.parts`);
 * **demo** models shipped inside the package: every model directory (written by
   :func:`~xearthformer.zoo.model_dir.save_model_dir`) under ``xearthformer/zoo/demo/``.
   They are discovered at call time; a missing directory simply means no demo entry.
@@ -32,7 +34,7 @@ import numpy as np
 from .model_dir import InputContract, ModelCard, is_model_dir
 
 __all__ = ["ZooEntry", "UnknownModelError", "get_entry", "entries", "official_kwargs",
-           "SST_MIN", "SST_MAX", "DEMO_DIR"]
+           "SST_MIN", "SST_MAX", "SEVIR_VIL_MEAN", "SEVIR_VIL_STD", "DEMO_DIR"]
 
 #: Min-max constants of the official ICAR-ENSO pipeline (anomalies in K).
 SST_MIN = -16.549121856689453
@@ -69,6 +71,38 @@ def _icar_contract() -> InputContract:
         units="K", offset=SST_MIN, scale=SST_MAX - SST_MIN, anomaly=True, fill_value=0.0)
 
 
+#: SEVIR VIL statistics of the official Earthformer SEVIR loader (``PREPROCESS_OFFSET_SEVIR`` /
+#: ``PREPROCESS_SCALE_SEVIR`` in ``earthformer/datasets/sevir/sevir_dataloader.py``): the mean and
+#: standard deviation of VIL pixels (0-255). PreDiff publishes no statistics of its alignment
+#: quantity; see :func:`_sevirlr_contract`.
+SEVIR_VIL_MEAN = 33.44
+SEVIR_VIL_STD = 47.54
+
+
+def _sevirlr_contract() -> InputContract:
+    """PreDiff SEVIR-LR: 7 VIL frames of 10 minutes on 128 x 128 -> 6 frames, VIL / 255.
+
+    Knowledge control (the official ``SEVIRAvgIntensityAlignment``): the alignment network
+    predicts, from the noisy latent, each future frame's mean of VIL / 255 (the normalised
+    units, ``target_units``). ``kc_sigma=k`` asks for a mean intensity of
+    ``mu + k * sigma`` in VIL units, handed to the network as ``(mu + k * sigma) / 255``.
+    ``mu`` and ``sigma`` are the SEVIR VIL pixel mean and standard deviation: the official code
+    estimates no statistics of the window mean (its demo rule is twice the observed future
+    mean), the pixel mean equals the mean of the frame means, and the standard deviation of a
+    window mean is smaller than the pixel one, so one ``kc_sigma`` here is a large step.
+    """
+    return InputContract(
+        variables=("vil",), in_len=7, out_len=6, step=10, step_units="minutes",
+        spatial_dims=("y", "x"), grid_shape=(128, 128), units="1", offset=0.0, scale=255.0,
+        valid_range=(0.0, 255.0), fill_value=0.0,
+        alignment={"quantity": "mean_future_intensity", "mu": SEVIR_VIL_MEAN,
+                   "sigma": SEVIR_VIL_STD, "units": "VIL (0-255)",
+                   "prediction": "mean(VIL / 255) per forecast frame (official alignment network)",
+                   "target_units": "normalised",
+                   "statistics": "SEVIR VIL pixel mean and standard deviation (official SEVIR "
+                                 "loader); PreDiff gives none for the window mean"})
+
+
 def _sevir_contract() -> InputContract:
     return InputContract(
         variables=("vil",), in_len=13, out_len=12, step=5, step_units="minutes",
@@ -94,6 +128,15 @@ class ZooEntry:
         The ``configs/*.json`` file with the official constructor kwargs.
     path : pathlib.Path or None
         The model directory of a demo model.
+    files : tuple of (str, str)
+        For models made of several weight files (PreDiff: ``vae``, ``denoiser``,
+        ``alignment``): ``(part, official file name)`` pairs. Such files are not downloaded:
+        ``where`` says how to get them, and :func:`~xearthformer.zoo.load_model` reads them
+        from local paths or a folder (see :mod:`xearthformer.zoo.parts`).
+    where : str
+        How to obtain the weight files when there is no plain URL.
+    training : dict
+        Sampling defaults written to the card (``guide_scale``, ``sampler``, ``control``).
     """
 
     name: str
@@ -107,6 +150,9 @@ class ZooEntry:
     sha256: str | None = None
     config: str | None = None
     path: Path | None = None
+    files: tuple[tuple[str, str], ...] = ()
+    where: str = ""
+    training: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
     _contract: Any = dataclasses.field(default=None, repr=False, compare=False)
 
     def official_kwargs(self) -> dict[str, Any]:
@@ -127,7 +173,8 @@ class ZooEntry:
             return _card_only(self.path)[0]
         return ModelCard(name=self.name, kind=self.kind, official_kwargs=self.official_kwargs(),
                          contract=self._contract(), demo=self.source == "demo",
-                         licence=self.licence, paper=self.paper, description=self.description)
+                         licence=self.licence, paper=self.paper, description=self.description,
+                         training=dict(self.training))
 
 
 def _card_only(path: Path) -> tuple[ModelCard, None]:
@@ -156,6 +203,24 @@ _OFFICIAL: dict[str, ZooEntry] = {
         licence="Apache-2.0", paper=_EARTHFORMER_PAPER,
         url=_S3 + "earthformer_sevir.pt", filename="earthformer_sevir.pt",
         sha256=None, config="earthformer_sevir.json", _contract=_sevir_contract),
+    "prediff-sevirlr": ZooEntry(
+        name="prediff-sevirlr", kind="prediff", source="official",
+        description=("official PreDiff SEVIR-LR pipeline (VAE, Earthformer-UNet, alignment "
+                     "network): 7 VIL frames (10 min, 128 x 128, VIL/255) -> 6-frame ensembles, "
+                     "knowledge control on the mean future intensity"),
+        licence="Apache-2.0", paper=_PREDIFF_PAPER, config="prediff_sevirlr.json",
+        files=(("vae", "pretrained_sevirlr_vae_8x8x64_v1.pt"),
+               ("denoiser", "pretrained_sevirlr_earthformerunet_v1.pt"),
+               ("alignment", "pretrained_sevirlr_alignment_avg_x_cuboid_v1.pt")),
+        where=("The official PreDiff README (github.com/gaozhihan/PreDiff) fetches them with "
+               "`python scripts/download_pretrained.py --model vae|earthformerunet|alignment` "
+               "into pretrained/{vae,earthformerunet,alignment}/ (SharePoint links, no plain URL)."),
+        training={"guide_scale": 50.0, "sampler": {"num_steps": 1000, "eta": 1.0},
+                  "control": "mean_shift",
+                  "note": ("official settings: ancestral DDPM over 1000 steps (DDIM with eta 1 "
+                           "over all steps is the same process), guide_scale 50 "
+                           "(prediff_sevirlr_v1.yaml), batch L2 norm of the violation")},
+        _contract=_sevirlr_contract),
 }
 
 
