@@ -6,6 +6,7 @@
 from .alignment_readout import AttentionPool3d, AttentionReadout, QKVAttention
 from .checkpoint import CheckpointError, extract_state_dict, load_official_checkpoint
 from .earthformer import Earthformer
+from .earthformer_aux import EarthformerAux, EarthformerAuxConfig
 from .earthformer_config import EarthformerConfig
 from .prediff_alignment import NoisyCuboidTransformerEncoder
 from .prediff_unet import CuboidTransformerUNet
@@ -26,6 +27,8 @@ __all__ = [
     "TimeEmbedResBlock",
     "timestep_embedding",
     "Earthformer",
+    "EarthformerAux",
+    "EarthformerAuxConfig",
     "EarthformerConfig",
     "extract_state_dict",
     "load_official_checkpoint",
