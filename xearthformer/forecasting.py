@@ -274,7 +274,8 @@ def forecast(
         ``event``) holds independent samples sharing the time axis: each is forecast from the
         same inits (``init=None``: the last time step, e.g. the last frame of every storm
         event), and the output keeps that dim first. A Dataset gives the model's variables by
-        name (or ``var=``).
+        name (or ``var=``). Models with drivers (``earthformer-earthnet2021``) also read their
+        driver variables from the Dataset by name (``docs/zoo.md``; :mod:`xearthformer._drivers`).
     lead : int or sequence of int
         ``N``: the next N steps (months 1..N; for a 5-minute model 5, 10, ... 5N minutes).
         A sequence: those leads in ``months``/``minutes`` (multiples of the step). Leads beyond
@@ -356,6 +357,10 @@ def forecast(
     if loaded.card.kind != "earthformer":
         raise ModelKindError(f"model {loaded.name!r} is a {loaded.card.kind} model; use "
                              "xearthformer.ensemble() for probabilistic (PreDiff) forecasts.")
+    if c.auxiliary:  # a model with drivers (EarthNet2021): they come from the Dataset by name
+        from ._drivers import forecast_with_drivers  # noqa: PLC0415
+
+        return forecast_with_drivers(plan, data, batch_size=batch_size, progress=progress, seed=seed)
     stack = pre.stacked(plan.prep)
     n_samples = stack.sizes["_sample"]
     per_chunk = max(1, batch_size // max(n_samples, 1))

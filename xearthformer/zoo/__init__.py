@@ -351,7 +351,12 @@ def _build(card: ModelCard, state: Any) -> dict[str, Any]:
     if card.kind == "earthformer":
         from ..models import Earthformer  # noqa: PLC0415
 
-        model = Earthformer.from_official_kwargs(card.official_kwargs)
+        if "auxiliary_channels" in card.official_kwargs:  # EarthNet2021: CuboidTransformerAuxModel
+            from ..models import EarthformerAux  # noqa: PLC0415
+
+            model = EarthformerAux.from_official_kwargs(card.official_kwargs)
+        else:
+            model = Earthformer.from_official_kwargs(card.official_kwargs)
         return {"earthformer": load_official_checkpoint(model, state)}
     if card.kind == "prediff":
         from ..models import (  # noqa: PLC0415

@@ -109,6 +109,10 @@ class InputContract:
         anomalies from absolute input.
     alignment : dict, optional
         PreDiff knowledge control: ``{"quantity": str, "mu": float, "sigma": float}``.
+    auxiliary : dict, optional
+        Driver variables a model with an auxiliary encoder takes besides ``variables``
+        (EarthNet2021): ``{"static": [names], "dynamic": [names], "order": [names]}``, the
+        channel order being ``order``; see :mod:`xearthformer._drivers`.
     """
 
     variables: tuple[str, ...]
@@ -128,6 +132,7 @@ class InputContract:
     land_mask: np.ndarray | None = None
     climatology: np.ndarray | None = None
     alignment: dict[str, Any] | None = None
+    auxiliary: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         for name in ("variables", "spatial_dims", "grid_shape"):

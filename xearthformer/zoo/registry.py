@@ -34,7 +34,7 @@ import numpy as np
 from .model_dir import InputContract, ModelCard, is_model_dir
 
 __all__ = ["ZooEntry", "UnknownModelError", "get_entry", "entries", "official_kwargs",
-           "SST_MIN", "SST_MAX", "SEVIR_VIL_MEAN", "SEVIR_VIL_STD", "DEMO_DIR"]
+           "SST_MIN", "SST_MAX", "SEVIR_VIL_MEAN", "SEVIR_VIL_STD", "EARTHNET_AUX_ORDER", "DEMO_DIR"]
 
 #: Min-max constants of the official ICAR-ENSO pipeline (anomalies in K).
 SST_MIN = -16.549121856689453
@@ -101,6 +101,29 @@ def _sevirlr_contract() -> InputContract:
                    "target_units": "normalised",
                    "statistics": "SEVIR VIL pixel mean and standard deviation (official SEVIR "
                                  "loader); PreDiff gives none for the window mean"})
+
+
+#: EarthNet2021 drivers, in the official channel order of the auxiliary encoder: the
+#: high-resolution elevation, the five E-OBS meso-scale weather variables, the meso elevation.
+EARTHNET_STATIC = ("elevation", "meso_elevation")
+EARTHNET_DYNAMIC = ("precipitation", "sea_level_pressure", "mean_temperature",
+                    "min_temperature", "max_temperature")
+EARTHNET_AUX_ORDER = ("elevation", *EARTHNET_DYNAMIC, "meso_elevation")
+
+
+def _earthnet_contract() -> InputContract:
+    """EarthNet2021: 10 Sentinel-2 frames (5-day steps, 128 x 128, blue/green/red/NIR reflectance
+    in [0, 1]) and 7 drivers -> 20 frames. Steps are in minutes (5 days = 7200)."""
+    return InputContract(
+        variables=("blue", "green", "red", "nir"), in_len=10, out_len=20, step=7200,
+        step_units="minutes", spatial_dims=("y", "x"), grid_shape=(128, 128), units="1",
+        offset=0.0, scale=1.0, valid_range=(0.0, 1.0), fill_value=0.0,
+        auxiliary={"static": list(EARTHNET_STATIC), "dynamic": list(EARTHNET_DYNAMIC),
+                   "order": list(EARTHNET_AUX_ORDER), "resize": "nearest",
+                   "mask": "mask",
+                   "note": ("drivers as in the EarthNet2021 cubes (not rescaled); meso variables "
+                            "on their own 80 x 80 grid are resized (nearest) onto the 128 x 128 "
+                            "frame grid as the official pipeline does; NaN -> 0 as officially")})
 
 
 def _sevir_contract() -> InputContract:
@@ -203,6 +226,14 @@ _OFFICIAL: dict[str, ZooEntry] = {
         licence="Apache-2.0", paper=_EARTHFORMER_PAPER,
         url=_S3 + "earthformer_sevir.pt", filename="earthformer_sevir.pt",
         sha256=None, config="earthformer_sevir.json", _contract=_sevir_contract),
+    "earthformer-earthnet2021": ZooEntry(
+        name="earthformer-earthnet2021", kind="earthformer", source="official",
+        description=("official Earthformer EarthNet2021 checkpoint (CuboidTransformerAuxModel): "
+                     "10 Sentinel-2 frames (5 days, 128 x 128, blue/green/red/NIR) + 7 weather "
+                     "and elevation drivers -> 20 frames"),
+        licence="Apache-2.0", paper=_EARTHFORMER_PAPER,
+        url=_S3 + "earthformer_earthnet2021.pt", filename="earthformer_earthnet2021.pt",
+        sha256=None, config="earthformer_earthnet2021.json", _contract=_earthnet_contract),
     "prediff-sevirlr": ZooEntry(
         name="prediff-sevirlr", kind="prediff", source="official",
         description=("official PreDiff SEVIR-LR pipeline (VAE, Earthformer-UNet, alignment "
