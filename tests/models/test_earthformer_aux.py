@@ -45,7 +45,9 @@ def test_reproduces_the_official_outputs(case, dtype) -> None:
     with torch.no_grad():
         y = model(**{k: v.to(dtype) for k, v in inputs.items()})
     assert y.dtype == dtype and y.shape == ref.shape
-    assert _scaled_error(y, ref) <= tol
+    error = _scaled_error(y, ref)
+    print(f"{case} {str(dtype)[6:]}: max |y - official| / max(1, absmax) = {error:.1e} (tol {tol:g})")
+    assert error <= tol
 
 
 @pytest.mark.parametrize("case", CASES)
