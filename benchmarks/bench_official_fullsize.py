@@ -14,7 +14,12 @@ Prints, per case, the seconds of the call (first call: model loading included, a
 call with the model cached), the output's dims and whether it is finite. Random weights make
 the forecasts meaningless: this checks that the full-size path runs and what it costs.
 
-Run: ``python benchmarks/bench_official_fullsize.py [--case earthnet|sevirlr]``.
+``--case earthnet-official`` instead compares our EarthNet model with the official
+``CuboidTransformerAuxModel`` (``make bench-env``) at full size: the same seeded weights, one
+cube of random frames and drivers, each forward timed once (alternating, ours first), and the
+largest difference of the outputs relative to their absmax.
+
+Run: ``python benchmarks/bench_official_fullsize.py [--case earthnet|sevirlr|earthnet-official]``.
 """
 
 from __future__ import annotations
@@ -95,11 +100,49 @@ def sevirlr(folder: Path) -> None:
               f"dims {dict(ens.sizes)} | finite {bool(np.isfinite(ens.values).all())}")
 
 
+def earthnet_official(reps: int = 1) -> None:
+    import importlib
+
+    from _official import official_cuboid_module
+
+    official_cuboid_module()  # registers the bare package
+    aux = importlib.import_module("earthformer.cuboid_transformer.cuboid_transformer_unet_dec")
+    kwargs = official_kwargs("earthformer-earthnet2021")
+    torch.manual_seed(0)
+    official = aux.CuboidTransformerAuxModel(**kwargs).eval()
+    with torch.no_grad():  # the official init zeroes biases and norms: perturb everything
+        gen = torch.Generator().manual_seed(1)
+        for p in official.parameters():
+            p += 0.05 * torch.randn(p.shape, generator=gen)
+    ours = EarthformerAux.from_official_kwargs(kwargs).eval()
+    ours.load_state_dict(official.state_dict(), strict=True)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand((1, 10, 128, 128, 4), generator=gen)
+    aux_enc = torch.randn((1, 10, 80, 80, 7), generator=gen)
+    aux_dec = torch.randn((1, 20, 80, 80, 7), generator=gen)
+    times = {"ours": [], "official": []}
+    outs = {}
+    with torch.no_grad():
+        for _ in range(reps):
+            for name, model in (("ours", ours), ("official", official)):
+                start = time.perf_counter()
+                outs[name] = model(x, aux_enc, aux_dec)
+                times[name].append(time.perf_counter() - start)
+    diff = float((outs["ours"] - outs["official"]).abs().max() / outs["official"].abs().max())
+    print(f"earthnet full-size forward, batch 1: ours {min(times['ours']):6.1f} s | official "
+          f"{min(times['official']):6.1f} s | official/ours {min(times['official']) / min(times['ours']):.2f}x | "
+          f"max |ours - official| / absmax {diff:.1e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--case", choices=("earthnet", "sevirlr", "both"), default="both")
+    parser.add_argument("--case", choices=("earthnet", "sevirlr", "both", "earthnet-official"),
+                        default="both")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.case == "earthnet-official":
+        earthnet_official()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         if args.case in ("earthnet", "both"):
             earthnet(Path(tmp))
