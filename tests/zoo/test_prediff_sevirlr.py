@@ -151,8 +151,8 @@ def test_ensemble_with_knowledge_control_through_the_official_alignment_network(
                         lambda c, k: seen.append(original(c, k)) or seen[-1])
     ens = xearthformer.ensemble(_vil(), model=NAME, weights=official_files, n=2,
                                 kc_sigma=[-1.0, 1.0], steps=2, progress=False)
-    free = xearthformer.ensemble(_vil(), model=NAME, weights=official_files, n=2, steps=2,
-                                 progress=False)
+    free = _vil().earthformer.ensemble(model=NAME, weights=official_files, n=2, steps=2,
+                                       progress=False)  # the accessor: the same function
     assert dict(ens.sizes) == {"init": 1, "kc_sigma": 2, "member": 2, "lead": 2, "y": 64, "x": 96}
     assert ens["lead"].attrs["units"] == "minutes" and ens["lead"].values.tolist() == [10, 20]
     assert np.isfinite(ens.values).all() and ens.min() >= 0 and ens.max() <= 255
