@@ -120,7 +120,9 @@ def _earthnet_contract() -> InputContract:
         offset=0.0, scale=1.0, valid_range=(0.0, 1.0), fill_value=0.0,
         auxiliary={"static": list(EARTHNET_STATIC), "dynamic": list(EARTHNET_DYNAMIC),
                    "order": list(EARTHNET_AUX_ORDER), "resize": "nearest",
-                   "mask": "mask",
+                   "cloud_mask": ("not an input; the official loss and scores compare "
+                                  "pred * (1 - mask) with target * (1 - mask), mask = 1 where "
+                                  "cloudy or invalid"),
                    "note": ("drivers as in the EarthNet2021 cubes (not rescaled); meso variables "
                             "on their own 80 x 80 grid are resized (nearest) onto the 128 x 128 "
                             "frame grid as the official pipeline does; NaN -> 0 as officially")})
