@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from xearthformer._precision import golden_tolerance
 from xearthformer.diffusion import DDIMSampler, DDPMSampler, KnowledgeControl, NoiseSchedule
 from xearthformer.diffusion.schedule import NoiseScheduleConfig
 from xearthformer.nn._validation import ConfigError
@@ -23,8 +24,10 @@ def step_case(golden_dir):
     case = golden_dir / "prediff/tiny/sampler_step_tiny"
     inputs = torch.load(case / "inputs.pt", weights_only=True)
     refs = {
-        torch.float32: (torch.load(case / "outputs.pt", weights_only=True), 1e-4),
-        torch.float64: (torch.load(case / "outputs_fp64.pt", weights_only=True), 1e-10),
+        torch.float32: (torch.load(case / "outputs.pt", weights_only=True),
+                        golden_tolerance(torch.float32)),
+        torch.float64: (torch.load(case / "outputs_fp64.pt", weights_only=True),
+                        golden_tolerance(torch.float64)),
     }
     return inputs, refs
 
@@ -112,7 +115,10 @@ def _official_models():
 @pytest.mark.golden
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 def test_full_reverse_step_with_alignment_matches_official(golden_dir, step_case, dtype,
-                                                           fp64_through_fp32_softmax_tol):
+                                                           fp64_through_fp32_softmax_tol,
+                                                           pin_official_timestep_embedding):
+    # Both nets embed the steps in float32 with float32 trig, as officially; the official
+    # embedding of these steps (17, 903) is pinned in, so float64 meets the float64 bound.
     unet_cls, align_cls = _official_models()
     inputs, refs = step_case
     ref, tol = refs[dtype]
