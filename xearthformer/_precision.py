@@ -92,7 +92,7 @@ def golden_tolerance(dtype: Any) -> float:
       layers and ``n <= 4096`` (the widest convolution or projection):
       ``25 * 64 * 2**-24 = 9.5e-5``. A layout, masking or indexing bug shows at 1e-2 and above.
     * **float64: 1e-10.** The same estimate gives ``2e-13``; a float32 step slipping into a
-      float64 path shows at ``u32 ~ 6e-8`` and above. 1e-10 sits between the two (three
+      float64 path shows at ``u32 ~ 6e-8`` and above. 1e-10 sits between the two (2.7
       decades from each), so the check fails on a float32 slip and on nothing else.
 
     A float64 check whose path runs a float32 step on purpose (as the official code does)
