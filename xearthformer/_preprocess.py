@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ._precision import coordinate_tolerance
 from ._layout import (
     CELSIUS_UNITS,
     KELVIN_UNITS,
@@ -228,6 +229,9 @@ def _is_lon(da: xr.DataArray, dim: Hashable) -> bool:
 
 
 def _match(user: np.ndarray, model: np.ndarray, periodic: bool) -> np.ndarray | None:
+    # the same point: within 1e-4 of the grid spacing, and never tighter than the rounding of
+    # the coarser coordinate (a float32 file's 0.1-degree grid is off by ~1.5e-5 at 359.9)
+    rounding = coordinate_tolerance(np.asarray(user), np.asarray(model))
     u, m = np.asarray(user, float), np.asarray(model, float)
     if u.size == 0:
         return None
@@ -236,7 +240,8 @@ def _match(user: np.ndarray, model: np.ndarray, periodic: bool) -> np.ndarray | 
         diff = diff % 360.0
         diff = np.minimum(diff, 360.0 - diff)
     idx = diff.argmin(axis=1)
-    ok = diff[np.arange(m.size), idx] <= 1e-4 * max(1.0, float(np.ptp(m)) / max(m.size - 1, 1))
+    spacing = float(np.ptp(m)) / max(m.size - 1, 1)
+    ok = diff[np.arange(m.size), idx] <= max(1e-4 * max(1.0, spacing), rounding)
     return idx if ok.all() and np.unique(idx).size == idx.size else None
 
 
@@ -294,6 +299,7 @@ def _to_model_grid(da: xr.DataArray, dims: Dims, contract: InputContract, regrid
     target = {}
     for d, m, periodic in zip(user_dims, contract.spatial_dims, lon_flags):
         model_v = np.asarray(contract.coords[m], float)
+        tol = coordinate_tolerance(np.asarray(da[d].values), np.asarray(contract.coords[m]))
         values = np.asarray(da[d].values, float)
         if periodic:
             ref = model_v.min() - (360.0 - np.ptp(model_v)) / 2.0
@@ -301,7 +307,7 @@ def _to_model_grid(da: xr.DataArray, dims: Dims, contract: InputContract, regrid
             src = src.assign_coords({d: (d, values, da[d].attrs)}).sortby(d)
         lo, hi = values.min(), values.max()
         half = (np.median(np.abs(np.diff(np.sort(values)))) / 2.0) if values.size > 1 else 0.0
-        if model_v.min() < lo - half - 1e-6 or model_v.max() > hi + half + 1e-6:
+        if model_v.min() < lo - half - tol or model_v.max() > hi + half + tol:
             raise GridError(
                 f"the data ({found}) do not cover the model's domain ({_expected_grid(contract)}); "
                 "regridding cannot extrapolate. Pass data covering the whole domain."

@@ -10,6 +10,7 @@ import pytest
 import torch
 from einops import rearrange
 
+from xearthformer._precision import reduction_error
 from xearthformer.diffusion import NoiseSchedule
 from xearthformer.diffusion.training import (
     TrainingDataError,
@@ -158,7 +159,11 @@ def test_standardise_latents_keeps_reconstruction(windows):
     scale = standardise_latents(vae, frames)
     assert scale > 0
     with torch.no_grad():
-        assert abs(float(vae.encode(frames).mode().std()) - 1.0) < 1e-4
+        # float32 std over the latents (reduction_error of their count, ~1e-5 here for
+        # thousands of values) and a scale applied then removed (2 u32 per element, carried
+        # through the tiny decoder): torch's float32 defaults of assert_close are of that size
+        n = vae.encode(frames).mode().numel()
+        assert abs(float(vae.encode(frames).mode().std()) - 1.0) <= reduction_error(n, torch.float32)
         torch.testing.assert_close(vae(frames), before, atol=1e-5, rtol=1e-5)
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from xearthformer._precision import golden_tolerance
 from xearthformer.models import Earthformer, EarthformerConfig
 from xearthformer.nn import CuboidCrossAttentionLayer, CuboidSelfAttentionLayer
 from xearthformer.nn.cuboid import relative_position_index
@@ -21,7 +22,8 @@ TINY = ["enso_tiny", "sevir_tiny", "sevir_tiny_noglobal", "swin_tiny", "dilated_
 MODEL_CASES = [f"tiny/{c}" for c in TINY] + ["enso_full"]
 LAYER_CASES = ["self_swin_shift_global", "self_dilated_axial", "self_spatial_lg_dilated_ignorepad_global",
                "cross_shift_ntemporal2_global"]
-FP32_TOL, FP64_TOL = 1e-4, 1e-10
+# golden README 4.2, relative to max(1, |ref|); golden_tolerance says what each rests on
+FP32_TOL, FP64_TOL = golden_tolerance(torch.float32), golden_tolerance(torch.float64)
 
 
 def load(path: Path):

@@ -8,10 +8,12 @@ import json
 import pytest
 import torch
 
+from xearthformer._precision import golden_tolerance
 from xearthformer.models import CuboidTransformerUNet, NoisyCuboidTransformerEncoder
 from xearthformer.nn import ConfigError
 
-TOL = {torch.float32: 1e-4, torch.float64: 1e-10}
+# golden README section 4.2; golden_tolerance says what each rests on
+TOL = {dtype: golden_tolerance(dtype) for dtype in (torch.float32, torch.float64)}
 OUTPUTS = {torch.float32: "outputs.pt", torch.float64: "outputs_fp64.pt"}
 DTYPES = pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 
@@ -60,8 +62,17 @@ def test_tiny_state_dict_matches_manifest(request, name):
 
 
 @pytest.mark.golden
-@DTYPES
-def test_unet_tiny_matches_official(unet_case, dtype):
+@pytest.mark.parametrize(
+    ("dtype", "embedding"),
+    [(torch.float32, "ours"), (torch.float64, "official"), (torch.float64, "ours")],
+    ids=["fp32", "fp64", "fp64-own-embedding"],
+)
+def test_unet_tiny_matches_official(unet_case, dtype, embedding, request):
+    """float64 through the official float32 embedding (pinned) meets the float64 tolerance;
+    through our own float32 embedding it inherits that step's float32 bound (README 4.2)."""
+    if embedding == "official":
+        request.getfixturevalue("pin_official_timestep_embedding")
+    tol = TOL[torch.float32] if embedding == "ours" else TOL[dtype]
     net, _, inputs, case = unet_case
     net = net.to(dtype)
     ref = torch.load(case / OUTPUTS[dtype], weights_only=True)["eps_pred"]
@@ -69,16 +80,20 @@ def test_unet_tiny_matches_official(unet_case, dtype):
         eps = net(inputs["x"].to(dtype), inputs["t"], inputs["cond"].to(dtype))
     assert eps.dtype == dtype and eps.shape == ref.shape == (2, 2, 8, 12, 4)
     # the timestep embedding stays float32 and is cast after, as officially (README section 1)
-    assert max_scaled_error(eps, ref) <= TOL[dtype]
+    assert max_scaled_error(eps, ref) <= tol
     net.float()
 
 
 @pytest.mark.golden
 @DTYPES
 def test_alignment_tiny_matches_official(alignment_case, dtype, fp64_through_fp32_softmax_tol):
-    # The readout's QKVAttention computes its softmax in float32 even in a float64 model, as
-    # the official code that made the fp64 reference does (see the fixture for the bound).
-    tol = fp64_through_fp32_softmax_tol if dtype == torch.float64 else TOL[dtype]
+    # The float64 run passes through two float32 steps, as the official code that made the
+    # fp64 reference: the readout's softmax (fixture) and the timestep embedding of steps
+    # 5 and 640, which the golden files do not store, so it cannot be pinned: the float64
+    # check inherits the embedding's float32 bound. The float64 path of the same net with a
+    # pinned embedding is held to the softmax bound in
+    # tests/diffusion/test_diffusion_samplers.py::test_full_reverse_step_with_alignment...
+    tol = max(fp64_through_fp32_softmax_tol, TOL[torch.float32])
     net, _, inputs, case = alignment_case
     net = net.to(dtype)
     ref = torch.load(case / OUTPUTS[dtype], weights_only=True)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from .._precision import coordinate_tolerance
+
 LAT = np.arange(-55.0, 60.0 + 1e-9, 5.0)  # 24 rows
 LON = np.arange(95.0, 330.0 + 1e-9, 5.0)  # 48 columns
 FULL_LON = np.arange(0.0, 355.0 + 1e-9, 5.0)  # 72 columns of the raw ICAR-ENSO files
@@ -52,7 +54,8 @@ def land_mask(lat: np.ndarray = LAT, lon: np.ndarray = LON) -> np.ndarray:
     mask = np.zeros((lat.size, lon.size), dtype=bool)
     for i, phi in enumerate(lat):
         for lo, hi in _LAND.get(int(round(phi)), []):
-            mask[i] |= (lon >= lo - 1e-6) & (lon <= hi + 1e-6)
+            tol = coordinate_tolerance(lon)  # float32 longitudes are off by up to ~2e-5
+            mask[i] |= (lon >= lo - tol) & (lon <= hi + tol)
     return mask
 
 

@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._precision import coordinate_tolerance
+
 __all__ = [
     "MetricsInputError",
     "GridError",
@@ -141,7 +143,10 @@ def check_matching_coords(forecast: xr.DataArray, observed: xr.DataArray,
             continue
         a, b = forecast[name].values, observed[name].values
         if a.dtype.kind == "f" or b.dtype.kind == "f":
-            same = np.isclose(a.astype(float), b.astype(float), rtol=0, atol=1e-6)
+            # equal up to the rounding of the coarser of the two (float32 files: 359.9 is
+            # 359.899993896...), see xearthformer._precision.coordinate_tolerance
+            same = np.isclose(a.astype(float), b.astype(float), rtol=0,
+                              atol=coordinate_tolerance(a, b))
         else:
             same = a == b
         if not np.all(same):

@@ -6,6 +6,8 @@ from collections.abc import Hashable
 from typing import Any, Literal
 
 import numpy as np
+
+from .._precision import coordinate_tolerance
 import xarray as xr
 
 from ._validate import BasePeriodError, GridError, MetricsInputError, find_lat_lon
@@ -15,7 +17,6 @@ __all__ = ["NINO34_REGION", "nino34", "oni", "monthly_climatology", "box_mean"]
 #: The Nino3.4 box as (south, north, west, east) in degrees: 5S-5N, 170W-120W.
 NINO34_REGION: tuple[float, float, float, float] = (-5.0, 5.0, -170.0, -120.0)
 
-_TOL = 1e-6
 
 
 def _spacing(values: np.ndarray) -> float:
@@ -58,6 +59,9 @@ def box_mean(
     """
     lat, lon = find_lat_lon(field)
     south, north, west, east = region
+    # region edges compared with the rounding slack of the grid's own coordinates (float32
+    # files: a few 1e-5 degrees), so a grid point on the edge stays in on any machine
+    _TOL = coordinate_tolerance(np.asarray(field[lat].values), np.asarray(field[lon].values), 360.0)
     lat_v = np.asarray(field[lat].values, dtype=float)
     lon_v = np.asarray(field[lon].values, dtype=float) % 360.0
     west360, east360 = west % 360.0, east % 360.0

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .._precision import coordinate_tolerance
 from .._layout import (
     Dims,
     MissingDataError,
@@ -314,8 +315,10 @@ def _check_against_base(da: xr.DataArray, dims: Dims, base: InputContract, step:
         )
     for dim, name in zip((dims.y, dims.x), base.spatial_dims):
         if name in base.coords and dim in da.coords:
-            ours = np.asarray(da[dim].values, dtype=float)
-            if not np.allclose(ours, base.coords[name].astype(float), atol=1e-6):
+            raw = np.asarray(da[dim].values)
+            ours = raw.astype(float)
+            tol = coordinate_tolerance(raw, base.coords[name])  # rounding of the coarser one
+            if not np.allclose(ours, base.coords[name].astype(float), rtol=0, atol=tol):
                 raise GridMismatchError(
                     f"the data's {dim} coordinate ({ours.min():g}..{ours.max():g}) differs from "
                     f"the model's {name} ({base.coords[name].min():g}.."
