@@ -21,14 +21,15 @@ import torch
 import xarray as xr
 
 import xearthformer  # noqa: F401  (registers the accessor)
+from xearthformer._precision import golden_tolerance
 from xearthformer._drivers import DriverError
 from xearthformer.forecasting import GridError, LeadError
 from xearthformer.zoo import WeightsUnavailableError, clear_cache, load_model, registry
 
 NAME = "earthformer-earthnet2021"
 DATA = Path(__file__).resolve().parents[1] / "data" / "earthnet2021" / "earthnet_tiny"
-#: the golden README's float32 tolerance, relative to max(1, absmax)
-TOL32 = 1e-4
+#: the golden README's float32 tolerance, relative to max(1, absmax); derived in _precision
+TOL32 = golden_tolerance("float32")
 STEP = np.timedelta64(5, "D")
 
 
