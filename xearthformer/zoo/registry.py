@@ -3,9 +3,10 @@
 Two kinds of entries:
 
 * **official** checkpoints of the Earthformer release (``earthformer-icar-enso``,
-  ``earthformer-sevir``): the official constructor kwargs (``configs/*.json``), the weight
-  file's URL (downloaded through :mod:`pooch`, see :mod:`xearthformer.zoo.weights`) and the
-  input contract written down from the reference data pipeline; and the PreDiff SEVIR-LR
+  ``earthformer-sevir``, ``earthformer-earthnet2021`` with its drivers): the official
+  constructor kwargs (``configs/*.json``), the weight file's URL (downloaded through
+  :mod:`pooch`, see :mod:`xearthformer.zoo.weights`) and the input contract written down
+  from the reference data pipeline; and the PreDiff SEVIR-LR
   pipeline (``prediff-sevirlr``), three files with no plain URL, read from local paths
   (:mod:`xearthformer.zoo.parts`);
 * **demo** models shipped inside the package: every model directory (written by
