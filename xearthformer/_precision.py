@@ -164,8 +164,8 @@ def sum_error(terms: Any, axis: Any = None, *, mean: bool = False) -> Any:
     Each evaluation, in any order, chunking or thread count, is within ``gamma_n * sum|terms|``
     of the exact sum (:func:`reduction_error`); two of them within twice that. A mean divides
     by ``n``: one more rounding, ``gamma_(n+1)``. The unit roundoff is that of ``terms``
-    (float64 for integers). Elementwise over the axes not reduced, so it can be passed as
-    ``atol`` to :func:`numpy.testing.assert_allclose`.
+    (float64 for integers). Elementwise over the axes not reduced (take ``.max()`` for the
+    scalar ``atol`` of :func:`numpy.testing.assert_allclose`).
 
     >>> x = np.full(1000, 0.1)
     >>> bool(sum_error(x) < 3e-11), bool(sum_error(x, mean=True) < 3e-14)
