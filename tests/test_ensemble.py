@@ -59,7 +59,6 @@ def test_seed_reproducible_and_scenarios_share_noise(sst):
     sc = xearthformer.ensemble(sst, n=2, seed=5, kc_sigma=[-2, 2], guide_scale=0.0, **FAST)
     assert sc.dims[:3] == ("init", "kc_sigma", "member")
     tol = chain_tol(a.values)
-    print(f"scenarios: {np.nanmax(np.abs(sc.sel(kc_sigma=-2).values - a.values)):.2e} (bound {tol:.2e})")
     np.testing.assert_allclose(sc.sel(kc_sigma=-2).values, sc.sel(kc_sigma=2).values, rtol=0,
                                atol=tol)
     np.testing.assert_allclose(sc.sel(kc_sigma=2).values, a.values, rtol=0, atol=tol)
@@ -170,7 +169,5 @@ def test_cli_ensemble(sst, tmp_path, capsys):
 def test_members_do_not_depend_on_n_or_batching(sst):
     a = xearthformer.ensemble(sst, n=3, member_batch=3, seed=1, **FAST)
     b = xearthformer.ensemble(sst, n=5, member_batch=2, seed=1, **FAST)
-    print(f"batching: {np.nanmax(np.abs(a.values - b.isel(member=slice(0, 3)).values)):.2e} "
-          f"(bound {chain_tol(a.values):.2e})")
     np.testing.assert_allclose(a.values, b.isel(member=slice(0, 3)).values, rtol=0,
                                atol=chain_tol(a.values))
