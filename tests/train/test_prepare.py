@@ -51,8 +51,9 @@ def test_monthly_contract_from_training_split(sst):
     # change), move by at most that, plus their float64 sums (2 gamma_n relative)
     move = tol + 2 * U32 * float(np.nanmax(np.abs(sst.values)))
     n = int(np.isfinite(anomalies).sum())
+    ocean = anomalies[np.isfinite(anomalies)]
     assert c.offset == pytest.approx(np.nanmean(anomalies), rel=0,
-                                     abs=move + float(sum_error(anomalies[np.isfinite(anomalies)], mean=True)))
+                                     abs=move + float(sum_error(ocean, mean=True)))
     assert c.scale == pytest.approx(np.nanstd(anomalies), rel=2 * reduction_error(n + 2, "float64"),
                                     abs=move)
     np.testing.assert_array_equal(c.coords["lon"], sst["lon"].values)  # copied, not computed

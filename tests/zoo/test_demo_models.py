@@ -22,7 +22,14 @@ import xarray as xr
 import xearthformer
 from xearthformer import tutorial
 from xearthformer._precision import output_tolerance, unit_roundoff
-from xearthformer.metrics import SEVIR_THRESHOLDS, at_valid_time, csi_m, enso_skill, nino34, persistence_forecast
+from xearthformer.metrics import (
+    SEVIR_THRESHOLDS,
+    at_valid_time,
+    csi_m,
+    enso_skill,
+    nino34,
+    persistence_forecast,
+)
 from xearthformer.metrics.enso import forward_mean
 from xearthformer.models import Earthformer
 from xearthformer.zoo.model_dir import load_model_dir
