@@ -8,6 +8,7 @@ import pytest
 import xarray as xr
 
 import xearthformer
+from xearthformer._precision import output_tolerance
 from xearthformer.ensembles import EnsembleOptionError
 from xearthformer.forecasting import ModelKindError
 
@@ -19,6 +20,16 @@ def sst():
 
 
 FAST = dict(steps=3, lead=4, progress=False)
+
+
+def chain_tol(reference, steps: int = FAST["steps"]) -> float:
+    """Two evaluations of a PreDiff ensemble with other batch shapes (other kernels, other
+    summation orders) run the VAE encoder, ``steps`` UNet calls and the decoder, each a float32
+    network within output_tolerance of itself: (steps + 2) of those bounds, in K. The DDIM
+    update carries an earlier error forward in a weighted average with the UNet's estimate,
+    and the decoder sees the final latent only: the bounds add rather than multiply."""
+    c = xearthformer.load_model("prediff-demo-enso").card.contract
+    return (steps + 2) * output_tolerance(np.asarray(reference), scale=c.scale, offset=c.offset)
 
 
 def test_dims_coords_and_attrs(sst):
@@ -47,9 +58,10 @@ def test_seed_reproducible_and_scenarios_share_noise(sst):
     # scale the scenarios are therefore identical, and equal the uncontrolled ensemble
     sc = xearthformer.ensemble(sst, n=2, seed=5, kc_sigma=[-2, 2], guide_scale=0.0, **FAST)
     assert sc.dims[:3] == ("init", "kc_sigma", "member")
-    np.testing.assert_allclose(sc.sel(kc_sigma=-2).values, sc.sel(kc_sigma=2).values, rtol=1e-5,
-                               atol=1e-5)
-    np.testing.assert_allclose(sc.sel(kc_sigma=2).values, a.values, rtol=1e-5, atol=1e-5)
+    tol = chain_tol(a.values)
+    np.testing.assert_allclose(sc.sel(kc_sigma=-2).values, sc.sel(kc_sigma=2).values, rtol=0,
+                               atol=tol)
+    np.testing.assert_allclose(sc.sel(kc_sigma=2).values, a.values, rtol=0, atol=tol)
     assert sc.attrs["kc_quantity"] == "nino34_mean_anomaly"
     assert len(sc.attrs["kc_target"]) == 2
 
@@ -72,7 +84,8 @@ def test_dask_in_dask_out(sst):
         ens = xearthformer.ensemble(lazy, n=2, init=sst.time[-2:], **FAST)
         assert isinstance(ens.data, dask.array.Array)
         eager = xearthformer.ensemble(sst, n=2, init=sst.time[-2:], **FAST)
-        xr.testing.assert_allclose(ens.compute(), eager)
+        eager_values = eager.values
+        xr.testing.assert_allclose(ens.compute(), eager, rtol=0, atol=chain_tol(eager_values))
 
 
 def test_xskillscore_crps_accepts_it(sst):
@@ -156,4 +169,5 @@ def test_cli_ensemble(sst, tmp_path, capsys):
 def test_members_do_not_depend_on_n_or_batching(sst):
     a = xearthformer.ensemble(sst, n=3, member_batch=3, seed=1, **FAST)
     b = xearthformer.ensemble(sst, n=5, member_batch=2, seed=1, **FAST)
-    np.testing.assert_allclose(a.values, b.isel(member=slice(0, 3)).values, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a.values, b.isel(member=slice(0, 3)).values, rtol=0,
+                               atol=chain_tol(a.values))

@@ -29,9 +29,12 @@ import numpy as np
 __all__ = [
     "ELEMENTARY_FUNCTION_ULPS",
     "coordinate_tolerance",
+    "correlation_error",
     "float32_trig_error",
     "golden_tolerance",
+    "output_tolerance",
     "reduction_error",
+    "sum_error",
     "unit_roundoff",
 ]
 
@@ -153,3 +156,67 @@ def coordinate_tolerance(*coordinates: Any) -> float:
             if finite.size:
                 scale = max(scale, float(finite.max()))
     return 16.0 * u * scale
+
+
+def sum_error(terms: Any, axis: Any = None, *, mean: bool = False) -> Any:
+    """Bound on how far two evaluations of ``terms.sum(axis)`` (or ``.mean(axis)``) can differ.
+
+    Each evaluation, in any order, chunking or thread count, is within ``gamma_n * sum|terms|``
+    of the exact sum (:func:`reduction_error`); two of them within twice that. A mean divides
+    by ``n``: one more rounding, ``gamma_(n+1)``. The unit roundoff is that of ``terms``
+    (float64 for integers). Elementwise over the axes not reduced (take ``.max()`` for the
+    scalar ``atol`` of :func:`numpy.testing.assert_allclose`).
+
+    >>> x = np.full(1000, 0.1)
+    >>> bool(sum_error(x) < 3e-11), bool(sum_error(x, mean=True) < 3e-14)
+    (True, True)
+    >>> sum_error(np.ones((3, 4)), axis=1).shape
+    (3,)
+    """
+    arr = np.asarray(terms)
+    dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
+    a = np.abs(arr.astype(np.float64))
+    n = a.size if axis is None else int(np.prod([arr.shape[i] for i in np.atleast_1d(axis)]))
+    total = np.nansum(a, axis=axis)
+    if mean:
+        return 2 * reduction_error(n + 1, dtype) * total / max(n, 1)
+    return 2 * reduction_error(n, dtype) * total
+
+
+def correlation_error(n: int, dtype: Any = "float64", *, kappa: float = 1.0) -> float:
+    """Bound on how far two evaluations of a Pearson correlation of ``n`` pairs can differ.
+
+    The correlation is ``r = C / sqrt(Vx Vy)`` with ``C = sum(x y) - sum(x) sum(y) / n``,
+    ``Vx = sum(x^2) - sum(x)^2 / n``. Each sum is within ``gamma_n`` of the sum of its absolute
+    terms (:func:`reduction_error`); by Cauchy-Schwarz, ``|dC| <= 3 gamma_n sqrt(Sxx Syy)`` and
+    ``|dVx| <= 3 gamma_n Sxx`` (``Sxx = sum(x^2)``). With the cancellation factor
+    ``kappa = max(Sxx / Vx, Syy / Vy)`` (1 for centred series, ``1 + mean^2 / var`` for
+    one-pass sums of raw values), ``|dr| <= 3 gamma_n kappa (1 + |r|) <= 6 gamma_n kappa`` per
+    evaluation, ``12 gamma_n kappa`` between two (first order; the square root and the division
+    add ``2u``). Compute ``kappa`` from the data with ``1 + mean**2 / var``.
+
+    >>> correlation_error(30) < 1e-13
+    True
+    >>> bool(correlation_error(67, kappa=250.0) < 3e-11)
+    True
+    """
+    return 12 * kappa * reduction_error(n + 2, dtype)
+
+
+def output_tolerance(reference: Any, *, scale: float = 1.0, offset: float = 0.0,
+                     dtype: Any = "float32") -> float:
+    """Absolute tolerance, in physical units, for two evaluations of a network's output.
+
+    :func:`golden_tolerance` relative to ``max(1, |x|)`` in the model's units
+    ``x = (reference - offset) / scale``, times ``|scale|`` back to physical units: two batch
+    sizes, thread counts or CPUs (other kernels, other summation orders) of the same float32
+    model agree to this. NaN (land) is ignored.
+
+    >>> output_tolerance(np.array([0.5, -2.0]))
+    0.0002
+    >>> round(output_tolerance(np.array([0.0, 200.0]), scale=255.0), 6)
+    0.0255
+    """
+    ref = (np.asarray(reference, dtype=np.float64) - offset) / scale
+    largest = float(np.nanmax(np.abs(ref))) if np.isfinite(ref).any() else 0.0
+    return golden_tolerance(dtype) * max(1.0, largest) * abs(scale)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from xearthformer._precision import coordinate_tolerance
 from xearthformer.datasets import DataFileNotFoundError, DataFormatError, open_sevir, read_sevir_catalog
 
 SIZE, FRAMES = 12, 49  # real files: 384 x 384 pixels, 49 frames
@@ -93,7 +94,8 @@ def test_values_order_and_coords(sevir):
     np.testing.assert_array_equal(ds.event_time.values[1], np.datetime64("2018-05-03T18:00"))
     assert ds.valid_time.values[1, 24] == np.datetime64("2018-05-03T18:00")
     assert ds.valid_time.values[1, 0] == np.datetime64("2018-05-03T16:00")
-    np.testing.assert_allclose(ds.x.values[[0, -1]], (np.array([0, SIZE - 1]) + 0.5) * 384 / SIZE)
+    np.testing.assert_allclose(ds.x.values[[0, -1]], (np.array([0, SIZE - 1]) + 0.5) * 384 / SIZE,
+                               rtol=0, atol=coordinate_tolerance(ds.x.values))
     assert ds.x.attrs["units"] == "km"
     assert ds.file_index.values.tolist() == [1, 0, 3, 1, 0]
     assert ds.event_type.values.tolist()[:2] == ["Hail", "Hail"]

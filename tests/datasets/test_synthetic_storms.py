@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 from scipy.ndimage import shift as nd_shift
 
+from xearthformer._precision import coordinate_tolerance
 from xearthformer.datasets import DatasetParameterError, synthetic_storms
 
 THRESHOLDS = (16, 74, 133, 160, 181, 219)
@@ -29,7 +30,8 @@ def test_layout(storms):
     expected = storms.event_time.values[:, None] + storms.time.values[None, :]
     np.testing.assert_array_equal(storms.valid_time.values, expected)
     assert storms.event.values[0] == "SYN000000" and len(set(storms.event.values)) == 120
-    np.testing.assert_allclose(storms.x.values[:2], [2.0, 6.0])
+    np.testing.assert_allclose(storms.x.values[:2], [2.0, 6.0], rtol=0,
+                               atol=coordinate_tolerance(storms.x.values))
     assert storms.x.attrs["units"] == "km" and storms.y.attrs["axis"] == "Y"
     assert storms.attrs["source"] == "xearthformer synthetic" and "Omega" in storms.attrs["equations"]
     assert "vil / 255" in vil.attrs["comment"]
@@ -53,7 +55,8 @@ def test_events_do_not_depend_on_n_events():
 def test_size_and_frames_options():
     ds = synthetic_storms(n_events=2, size=32, n_frames=13, pixel_size_km=1.0)
     assert dict(ds.vil.sizes) == {"event": 2, "time": 13, "y": 32, "x": 32}
-    np.testing.assert_allclose(ds.x.values[[0, -1]], [0.5, 31.5])
+    np.testing.assert_allclose(ds.x.values[[0, -1]], [0.5, 31.5], rtol=0,
+                               atol=coordinate_tolerance(ds.x.values))
 
 
 def test_intensity_distribution(storms):

@@ -9,6 +9,8 @@ import pytest
 import xarray as xr
 import xskillscore as xs
 
+from xearthformer._precision import reduction_error, sum_error, unit_roundoff
+
 from xearthformer.metrics import (
     SEVIR_THRESHOLDS,
     CoordinateMismatchError,
@@ -67,16 +69,19 @@ def test_against_xskillscore(radar):
         table = ref.table  # categories 1 (below) and 2 (>= t)
         hits = table.sel(observations_category=2, forecasts_category=2)
         assert (ours["hits"].isel(threshold=i) == hits).all()
+        # ratios of exact integer counts: each code rounds a handful of float64 operations
+        # (HSS: up to 8, through its expected-hits form), 2u each way: rtol 16u
+        rtol = 16 * unit_roundoff("float64")
         np.testing.assert_allclose(csi(fc, obs, t, dim=dims).squeeze("threshold"),
-                                   ref.threat_score())
+                                   ref.threat_score(), rtol=rtol)
         np.testing.assert_allclose(pod(fc, obs, t, dim=dims).squeeze("threshold"),
-                                   ref.hit_rate())
+                                   ref.hit_rate(), rtol=rtol)
         np.testing.assert_allclose(far(fc, obs, t, dim=dims).squeeze("threshold"),
-                                   ref.false_alarm_ratio())
+                                   ref.false_alarm_ratio(), rtol=rtol)
         np.testing.assert_allclose(bias(fc, obs, t, dim=dims).squeeze("threshold"),
-                                   ref.bias_score())
+                                   ref.bias_score(), rtol=rtol)
         np.testing.assert_allclose(hss(fc, obs, t, dim=dims).squeeze("threshold"),
-                                   ref.heidke_score())
+                                   ref.heidke_score(), rtol=rtol)
     assert ours["hits"].dims == ("threshold", "lead")
 
 
@@ -89,7 +94,11 @@ def test_counts_are_additive_over_chunks(radar):
     expected = np.mean([contingency(fc, obs, [t])["hits"].item() / (
         contingency(fc, obs, [t])[["hits", "misses", "false_alarms"]].to_array().sum().item())
         for t in SEVIR_THRESHOLDS])
-    assert abs(float(csi_m(fc, obs)) - expected) < 1e-15
+    # each CSI a correctly rounded ratio of exact counts (u), then a float64 mean of 6
+    csis = [contingency(fc, obs, [t])["hits"].item() / contingency(fc, obs, [t])[
+        ["hits", "misses", "false_alarms"]].to_array().sum().item() for t in SEVIR_THRESHOLDS]
+    assert abs(float(csi_m(fc, obs)) - expected) <= sum_error(csis, mean=True) + 2 * unit_roundoff(
+        "float64") * expected
 
 
 def test_dask_lazy_equal(radar, no_compute):
@@ -102,9 +111,14 @@ def test_dask_lazy_equal(radar, no_compute):
         assert isinstance(obj.data, dask.array.Array)
     with dask.config.set(scheduler="sync"):
         xr.testing.assert_identical(lazy.compute(), contingency(fc, obs, dim=["init", "y", "x"]))
-        xr.testing.assert_allclose(scores.compute(), csi(fc, obs, dim=["init", "y", "x"]))
-        xr.testing.assert_allclose(p.compute(), pooled_csi(fc, obs, pool=[4, 16]))
-        xr.testing.assert_allclose(f.compute(), fss(fc, obs, [74, 133], window=[1, 3]))
+        # counts summed by chunk are exact integers, so the ratios are the same, to the bit
+        xr.testing.assert_identical(scores.compute(), csi(fc, obs, dim=["init", "y", "x"]))
+        xr.testing.assert_identical(p.compute(), pooled_csi(fc, obs, pool=[4, 16]))
+        # FSS sums squared fractions (k/n^2, not exact in binary) in another order: relative
+        # gamma_n of its non-negative sums, through 1 - A/B: 2 * (A/B) * 2 gamma_n <= 4 gamma_n
+        n = fc.size
+        xr.testing.assert_allclose(f.compute(), fss(fc, obs, [74, 133], window=[1, 3]), rtol=0,
+                                   atol=4 * reduction_error(n + 4, "float64"))
 
 
 def test_pooled_csi_matches_loop(radar):
@@ -123,7 +137,7 @@ def test_pooled_csi_matches_loop(radar):
         h = ((pf >= t) & (po >= t)).sum()
         m = ((pf < t) & (po >= t)).sum()
         fa = ((pf >= t) & (po < t)).sum()
-        assert got == pytest.approx(h / (h + m + fa), abs=1e-15)
+        assert got == h / (h + m + fa)  # exact counts, one correctly rounded division
 
 
 def test_fss_matches_loop(radar):
@@ -144,7 +158,11 @@ def test_fss_matches_loop(radar):
     expected = 1 - ((pf - po) ** 2).sum() / ((pf**2).sum() + (po**2).sum())
     got = fss(fc, obs, t, window=n)
     assert got.dims == ("threshold",)
-    assert float(got[0]) == pytest.approx(expected, abs=1e-12)
+    # fractions k/9 computed by a loop here and by a box filter there (a few u each), then
+    # non-negative float64 sums A and B of pf.size terms (gamma_n) and 1 - A/B (A <= B):
+    # 2 * (A/B) * (gamma_n + 4u) each way
+    bound = 4 * reduction_error(pf.size + 4, "float64")
+    assert float(got[0]) == pytest.approx(expected, rel=0, abs=bound)
     by_lead = fss(fc, obs, t, window=n, dim="init")
     assert by_lead.dims == ("threshold", "lead")
 

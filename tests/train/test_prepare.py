@@ -10,6 +10,7 @@ import pytest
 import xarray as xr
 
 from xearthformer._layout import MissingDataError, TimeStepError
+from xearthformer._precision import reduction_error, sum_error, unit_roundoff
 from xearthformer.train import GridMismatchError, NotEnoughDataError, ValidationOverlapWarning
 from xearthformer.train.prepare import (
     infer_step,
@@ -21,6 +22,16 @@ from xearthformer.train.errors import TrainingError
 
 from .helpers import monthly_sst, radar_events
 
+U32 = unit_roundoff("float32")
+
+
+def clim_error(sst: xr.DataArray) -> float:
+    """Two monthly climatologies of float32 data (means of the 5 Januaries, ..., summed in
+    float32 in any order: sum_error) stored as float32 (2u |c| more)."""
+    by_month = sst.values.reshape(-1, 12, *sst.shape[1:])
+    return float(np.nanmax(sum_error(by_month, axis=0, mean=True))
+                 + 2 * U32 * np.nanmax(np.abs(by_month)))
+
 
 def test_monthly_contract_from_training_split(sst):
     prepared = prepare_training_data(sst, in_len=4, out_len=3)
@@ -30,12 +41,22 @@ def test_monthly_contract_from_training_split(sst):
     assert c.anomaly and c.units == "K" and c.variables == ("sst",)
     assert c.land_mask.sum() == 1 and c.land_mask[0, 0]
     clim = sst.groupby("time.month").mean("time").values
-    np.testing.assert_allclose(c.climatology[:, 1:, :], clim[:, 1:, :], rtol=1e-5, atol=1e-6)
+    tol = clim_error(sst)
+    np.testing.assert_allclose(c.climatology[:, 1:, :], clim[:, 1:, :], rtol=0, atol=tol)
     assert c.climatology[:, 0, 0].tolist() == [0.0] * 12  # land
     anomalies = (sst.groupby("time.month") - sst.groupby("time.month").mean("time")).values
-    assert c.offset == pytest.approx(np.nanmean(anomalies), abs=1e-6)
-    assert c.scale == pytest.approx(np.nanstd(anomalies), rel=1e-5)
-    np.testing.assert_allclose(c.coords["lon"], sst["lon"].values)
+    anomalies = anomalies.astype(np.float64)  # float64 statistics of float32 anomalies
+    # each anomaly differs by the climatologies' difference (tol) and one float32 rounding of
+    # the subtraction (2u |x|); a mean, and a standard deviation (1-Lipschitz in the largest
+    # change), move by at most that, plus their float64 sums (2 gamma_n relative)
+    move = tol + 2 * U32 * float(np.nanmax(np.abs(sst.values)))
+    n = int(np.isfinite(anomalies).sum())
+    ocean = anomalies[np.isfinite(anomalies)]
+    assert c.offset == pytest.approx(np.nanmean(anomalies), rel=0,
+                                     abs=move + float(sum_error(ocean, mean=True)))
+    assert c.scale == pytest.approx(np.nanstd(anomalies), rel=2 * reduction_error(n + 2, "float64"),
+                                    abs=move)
+    np.testing.assert_array_equal(c.coords["lon"], sst["lon"].values)  # copied, not computed
 
 
 def test_statistics_ignore_the_validation_split(sst):
@@ -53,9 +74,13 @@ def test_dask_input_gives_the_numpy_contract(sst):
     a = prepare_training_data(sst, in_len=4, out_len=3).contract
     b = prepare_training_data(lazy, in_len=4, out_len=3)
     assert isinstance(b.data.data, dask.array.Array)  # not loaded
-    assert b.contract.offset == pytest.approx(a.offset, abs=1e-9)
-    assert b.contract.scale == pytest.approx(a.scale, rel=1e-9)
-    np.testing.assert_allclose(b.contract.climatology, a.climatology, rtol=1e-6)
+    # float64 statistics summed by chunk of 7 months (another order): sum_error of the
+    # anomalies (|anomaly| <= 2 max|x|), 2 gamma_n relative for the standard deviation; the
+    # float32 climatology as in test_monthly_contract_from_training_split
+    values = np.abs(sst.values[np.isfinite(sst.values)].astype(np.float64))
+    assert b.contract.offset == pytest.approx(a.offset, rel=0, abs=2 * float(sum_error(values, mean=True)))
+    assert b.contract.scale == pytest.approx(a.scale, rel=2 * reduction_error(values.size + 2, "float64"))
+    np.testing.assert_allclose(b.contract.climatology, a.climatology, rtol=0, atol=clim_error(sst))
 
 
 def test_uint8_radar_is_scaled_by_255(radar):
@@ -71,9 +96,14 @@ def test_preprocessing_fills_land_and_normalises(sst):
     x = prepared.preprocess(values, months)
     c = prepared.contract
     assert not np.isnan(x).any()
-    assert x[0, 0, 0] == pytest.approx((c.fill_value - c.offset) / c.scale)
-    expected = (values[0, 1, 1] - c.climatology[months[0] - 1, 1, 1] - c.offset) / c.scale
-    assert x[0, 1, 1] == pytest.approx(expected, rel=1e-5)
+    # float32 arithmetic: a subtraction or two and a division, each rounding by u relative to
+    # the largest operand: 4u (|x| + |climatology| + |offset|) / scale
+    assert x[0, 0, 0] == pytest.approx((c.fill_value - c.offset) / c.scale, rel=0,
+                                       abs=4 * U32 * (abs(c.fill_value) + abs(c.offset)) / c.scale)
+    clim = float(c.climatology[months[0] - 1, 1, 1])
+    expected = (values[0, 1, 1] - clim - c.offset) / c.scale
+    assert x[0, 1, 1] == pytest.approx(expected, rel=0, abs=4 * U32 * (
+        abs(float(values[0, 1, 1])) + abs(clim) + abs(c.offset)) / c.scale)
 
 
 def test_too_little_data_says_how_many_steps(sst):
