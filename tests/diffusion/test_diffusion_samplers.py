@@ -112,7 +112,7 @@ def _official_models():
 @pytest.mark.golden
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 def test_full_reverse_step_with_alignment_matches_official(golden_dir, step_case, dtype,
-                                                           fp64_through_fp32_softmax_tol):
+                                                           fp64_through_fp32_softmax_tol, backend):
     unet_cls, align_cls = _official_models()
     inputs, refs = step_case
     ref, tol = refs[dtype]

@@ -61,7 +61,7 @@ def test_tiny_state_dict_matches_manifest(request, name):
 
 @pytest.mark.golden
 @DTYPES
-def test_unet_tiny_matches_official(unet_case, dtype):
+def test_unet_tiny_matches_official(unet_case, dtype, backend):
     net, _, inputs, case = unet_case
     net = net.to(dtype)
     ref = torch.load(case / OUTPUTS[dtype], weights_only=True)["eps_pred"]
@@ -75,7 +75,7 @@ def test_unet_tiny_matches_official(unet_case, dtype):
 
 @pytest.mark.golden
 @DTYPES
-def test_alignment_tiny_matches_official(alignment_case, dtype, fp64_through_fp32_softmax_tol):
+def test_alignment_tiny_matches_official(alignment_case, dtype, fp64_through_fp32_softmax_tol, backend):
     # The readout's QKVAttention computes its softmax in float32 even in a float64 model, as
     # the official code that made the fp64 reference does (see the fixture for the bound).
     tol = fp64_through_fp32_softmax_tol if dtype == torch.float64 else TOL[dtype]
