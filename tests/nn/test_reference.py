@@ -169,3 +169,19 @@ def test_reference_path_makes_no_device_specific_call():
         assert not forbidden.findall(source), (module.__name__, forbidden.findall(source))
         code_lines = [line for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
         assert len(code_lines) < 160, f"{module.__name__} should read in one sitting"
+
+
+def test_concepts_walkthrough_quotes_the_reference_as_it_is():
+    """docs/concepts.md walks through the reference path with snippets copied from it: each
+    snippet line must still be a line of the file it names."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    text = (root / "docs" / "concepts.md").read_text()
+    blocks = re.findall(r"```python\n# (xearthformer/nn/reference/\S+\.py)\n(.*?)```", text, flags=re.S)
+    assert len(blocks) >= 4, "the walk-through should quote the reference path"
+    for path, body in blocks:
+        source_lines = {line.strip() for line in (root / path).read_text().splitlines()}
+        for line in body.splitlines():
+            if line.strip():
+                assert line.strip() in source_lines, f"{path}: {line.strip()!r} is no longer in the file"
