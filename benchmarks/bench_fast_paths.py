@@ -11,11 +11,12 @@ Inference cases (ENSO config forward at batch 8 and at 96x192 batch 1, SEVIR con
 at batch 1), switches
 monkeypatched for the run:
 
-* ``one_pass_cut``: q, k, v cut, scaled and key-padded in one pass (``cut_qkv_padded`` etc.);
-* ``blocked_ffn``: the FFN over blocks of rows (``PositionwiseFFN._blocked_inference``);
+* ``one_pass_cut``: short-cuboid attention with q, k, v cut, scaled and key-padded in one pass
+  (``execution.cpu.attend_small``, ``execution.cuts.cut_qkv_padded`` etc.);
+* ``blocked_ffn``: the FFN over blocks of rows (``execution.ffn.blocked``);
 * ``inplace_residual``: residuals added into the attention update (``blocks._residual``);
-* ``attention_slabs``: self-attention over slabs of whole cuboids
-  (``CuboidSelfAttentionLayer._inference_slabs``);
+* ``attention_slabs``: self-attention over slabs of whole cuboids (``execution.cpu.slabs``);
+* ``all_cpu_paths``: every CPU fast path at once (the ``"sdpa"`` backend instead of ``"auto"``);
 * ``frame_chunks``: the full-resolution initial encoder and final decoder over chunks of
   frames (``earthformer_io.FRAME_CHUNK_BYTES``);
 * ``ffn_into_input``: the blocked inference FFN writes its result into its input, the fresh
@@ -35,6 +36,7 @@ on, the same seed before every step; no optimizer step, so the weights stay put)
   block of all of them);
 * ``fast_final_proj``: the last projection (64 -> 1 channels) through oneDNN (off: ``F.linear``,
   whose input gradient is a BLAS ``mm`` with one inner column);
+* ``all_cpu_paths``: as in inference (lean FFN and projections, dropout attention, oneDNN);
 * ``numpy_bits``: dropout bits from numpy's SFC64 (off: torch's ``randint``). The masks then
   differ, so its gradient difference is not 0: it is printed for the record only.
 
@@ -54,14 +56,16 @@ from pathlib import Path
 import torch
 
 import xearthformer.nn.attention as attention
+import xearthformer.nn.backend as backend
 import xearthformer.nn.blocks as blocks
-import xearthformer.nn.cross_attention as cross_attention
 import xearthformer.nn.dropout as dropout
+import xearthformer.nn.execution.cpu as cpu_strategies
+import xearthformer.nn.execution.ffn as ffn_strategies
+import xearthformer.nn.execution.sdpa as sdpa_strategy
 import xearthformer.nn.fast_linear as fast_linear
 import xearthformer.nn.layers as layers
 import xearthformer.nn.lean as lean
 import xearthformer.models.earthformer_io as earthformer_io
-import xearthformer.nn.self_attention as self_attention
 from xearthformer.models import Earthformer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -110,11 +114,12 @@ def _torch_slices(n: int, device: torch.device, generator: torch.Generator | Non
 
 _FFN_FORWARD, _RUN_DECODER = layers.PositionwiseFFN.forward, earthformer_io._run_decoder
 INFERENCE_SWITCHES = {
-    "one_pass_cut": [(self_attention, "small_attention_applies", _never),
-                     (cross_attention, "small_attention_applies", _never)],
-    "blocked_ffn": [(layers.PositionwiseFFN, "_blocked_inference", _never)],
+    "one_pass_cut": [(sdpa_strategy, "small_attention_applies", _never),
+                     (cpu_strategies, "small_attention_applies", _never)],
+    "blocked_ffn": [(ffn_strategies, "blocked_applies", _never)],
     "inplace_residual": [(blocks, "_residual", _plain_residual)],
-    "attention_slabs": [(self_attention.CuboidSelfAttentionLayer, "_inference_slabs", _never)],
+    "attention_slabs": [(cpu_strategies, "slabs", _never)],
+    "all_cpu_paths": [(backend, "_current", ["sdpa"])],
     "frame_chunks": [(earthformer_io, "FRAME_CHUNK_BYTES", 1 << 62)],
     "ffn_into_input": [(layers.PositionwiseFFN, "forward", _ffn_fresh_output)],
     "head_per_chunk": [(earthformer_io, "_run_decoder", _head_after_decoder)],
@@ -122,12 +127,13 @@ INFERENCE_SWITCHES = {
 TRAINING_SWITCHES = {
     "mm_weight_grad": [(fast_linear, "weight_grad", _onednn_weight_grad),
                        (lean, "weight_grad", _onednn_weight_grad)],
-    "where_drop": [(attention, "apply_drop_", _masked_fill_drop), (layers, "apply_drop_", _masked_fill_drop),
+    "where_drop": [(attention, "apply_drop_", _masked_fill_drop), (fast_linear, "apply_drop_", _masked_fill_drop),
                    (lean, "apply_drop_", _masked_fill_drop)],
     "blocked_lean_ffn": [(lean, "FFN_BLOCK_ROWS", 1 << 40)],
     "blocked_dropout_attention": [(attention, "DROPOUT_ATTENTION_BLOCK_BYTES", 1 << 60)],
     "numpy_bits": [(dropout, "_random_slices", _torch_slices)],
     "fast_final_proj": [(Earthformer, "final_projection", _plain_final_projection)],
+    "all_cpu_paths": [(backend, "_current", ["sdpa"])],
 }
 SWITCHES = {**INFERENCE_SWITCHES, **TRAINING_SWITCHES}
 
@@ -175,7 +181,7 @@ def run_case(case: str, reps: int) -> list[str]:
     for v in switches:
         med = statistics.median(times[v])
         diff = (outputs[v] - outputs[None]).abs().max().item()
-        note = " (other random masks)" if v == "numpy_bits" else ""
+        note = " (other random masks)" if v == "numpy_bits" or (training and v == "all_cpu_paths") else ""
         lines.append(f"{case:<20} {v + ' off':<19} median {med:.3f}s  min {min(times[v]):.3f}s  "
                      f"({med / base:.2f}x the time with it on) | {statistics.median(faults[v]):.0f} page faults "
                      f"| max abs diff {diff:.1e}{note}")

@@ -35,6 +35,15 @@ def _skip_or_fail(message: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(params=["reference", "sdpa", "auto"])
+def backend(request):
+    """Run the test under each attention backend that applies on the CPU (all three)."""
+    from xearthformer.nn import attention_backend
+
+    with attention_backend(request.param):
+        yield request.param
+
+
 @pytest.fixture(scope="session")
 def skip_or_fail():
     """:func:`_skip_or_fail` for tests whose prerequisite CI always has."""

@@ -116,7 +116,7 @@ def _official_models():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
 def test_full_reverse_step_with_alignment_matches_official(golden_dir, step_case, dtype,
                                                            fp64_through_fp32_softmax_tol,
-                                                           pin_official_timestep_embedding):
+                                                           pin_official_timestep_embedding, backend):
     # Both nets embed the steps in float32 with float32 trig, as officially; the official
     # embedding of these steps (17, 903) is pinned in, so float64 meets the float64 bound.
     unet_cls, align_cls = _official_models()

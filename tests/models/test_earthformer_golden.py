@@ -2,7 +2,8 @@
 
 Tolerances (golden README section 4.2): float32 outputs and gradients within 1e-4 of
 ``max(1, absmax(reference))``, float64 within 1e-10; state_dict keys, shapes and dtypes
-exactly; relative-position indices as integers exactly.
+exactly; relative-position indices as integers exactly. Every numerical case runs under
+each attention backend (the ``backend`` fixture: reference, sdpa, auto).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def build(case_dir: Path, dtype=torch.float32) -> Earthformer:
 
 
 @pytest.mark.parametrize("case", MODEL_CASES)
-def test_model_output_float32(golden_dir: Path, case: str) -> None:
+def test_model_output_float32(golden_dir: Path, case: str, backend: str) -> None:
     d = golden_dir / "earthformer" / case
     model = build(d)
     with torch.no_grad():
@@ -54,7 +55,7 @@ def test_model_output_float32(golden_dir: Path, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", MODEL_CASES)
-def test_model_output_float64(golden_dir: Path, case: str) -> None:
+def test_model_output_float64(golden_dir: Path, case: str, backend: str) -> None:
     d = golden_dir / "earthformer" / case
     model = build(d, torch.float64)
     with torch.no_grad():
@@ -63,7 +64,7 @@ def test_model_output_float64(golden_dir: Path, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", MODEL_CASES)
-def test_model_output_by_frame_chunks(golden_dir: Path, case: str, monkeypatch) -> None:
+def test_model_output_by_frame_chunks(golden_dir: Path, case: str, backend: str, monkeypatch) -> None:
     """CPU inference with the full-resolution ends run one frame at a time (the chunks
     that a SEVIR-size grid gets) reproduces the official float64 outputs."""
     import xearthformer.models.earthformer_io as io
@@ -82,7 +83,7 @@ def test_model_output_by_frame_chunks(golden_dir: Path, case: str, monkeypatch) 
 
 @pytest.mark.parametrize("case", ["enso_tiny", "sevir_tiny"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_gradients(golden_dir: Path, case: str, dtype: torch.dtype) -> None:
+def test_gradients(golden_dir: Path, case: str, dtype: torch.dtype, backend: str) -> None:
     d = golden_dir / "earthformer" / "tiny" / case
     ref = load(d / ("grads.pt" if dtype == torch.float32 else "grads_fp64.pt"))
     tol = FP32_TOL if dtype == torch.float32 else FP64_TOL
@@ -135,7 +136,7 @@ def test_full_size_manifests(golden_dir: Path, name: str) -> None:
 
 @pytest.mark.parametrize("case", LAYER_CASES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_single_layers(golden_dir: Path, case: str, dtype: torch.dtype) -> None:
+def test_single_layers(golden_dir: Path, case: str, dtype: torch.dtype, backend: str) -> None:
     d = golden_dir / "earthformer" / "layers" / case
     spec = json.loads((d / "layer.json").read_text())
     cls = CuboidCrossAttentionLayer if spec["class"].endswith("CrossAttentionLayer") else CuboidSelfAttentionLayer

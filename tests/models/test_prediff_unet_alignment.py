@@ -67,7 +67,7 @@ def test_tiny_state_dict_matches_manifest(request, name):
     [(torch.float32, "ours"), (torch.float64, "official"), (torch.float64, "ours")],
     ids=["fp32", "fp64", "fp64-own-embedding"],
 )
-def test_unet_tiny_matches_official(unet_case, dtype, embedding, request):
+def test_unet_tiny_matches_official(unet_case, dtype, embedding, request, backend):
     """float64 through the official float32 embedding (pinned) meets the float64 tolerance;
     through our own float32 embedding it inherits that step's float32 bound (README 4.2)."""
     if embedding == "official":
@@ -86,7 +86,8 @@ def test_unet_tiny_matches_official(unet_case, dtype, embedding, request):
 
 @pytest.mark.golden
 @DTYPES
-def test_alignment_tiny_matches_official(alignment_case, dtype, fp64_through_fp32_softmax_tol):
+def test_alignment_tiny_matches_official(alignment_case, dtype, fp64_through_fp32_softmax_tol,
+                                        backend):
     # The float64 run passes through two float32 steps, as the official code that made the
     # fp64 reference: the readout's softmax (fixture) and the timestep embedding of steps
     # 5 and 640, which the golden files do not store, so it cannot be pinned: the float64

@@ -69,6 +69,7 @@ def test_dropout_rate_and_eval_path():
 @pytest.mark.parametrize("p, p_out", [(0.0, 0.0), (0.4, 0.0), (0.4, 0.3), (0.0, 0.3)])
 def test_lean_ffn_matches_module_maths(p, p_out, dtype, block_rows, monkeypatch):
     from xearthformer.nn import lean
+    from xearthformer.nn.execution.ffn import lean_applies
     from xearthformer.nn.layers import PositionwiseFFN
 
     monkeypatch.setattr(lean, "FFN_BLOCK_ROWS", block_rows)
@@ -79,7 +80,7 @@ def test_lean_ffn_matches_module_maths(p, p_out, dtype, block_rows, monkeypatch)
         ffn.layer_norm.weight.uniform_(0.5, 1.5)
         ffn.layer_norm.bias.uniform_(-0.5, 0.5)
     x = torch.randn(2, 3, 5, 6, dtype=dtype, requires_grad=True)
-    assert ffn._lean_path()
+    assert lean_applies(ffn, x)
     torch.manual_seed(3)
     out = ffn(x)
 
@@ -123,7 +124,8 @@ def test_norm_linear_float32_gradients():
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_dropout_matches_dropout_of_linear(bias):
-    from xearthformer.nn.layers import FastDropout, linear_dropout
+    from xearthformer.nn import FastDropout
+    from xearthformer.nn.fast_linear import linear_dropout
 
     torch.manual_seed(0)
     lin = torch.nn.Linear(6, 5, bias=bias).double()

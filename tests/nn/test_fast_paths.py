@@ -12,8 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from xearthformer.nn import attention as attention_module
+from xearthformer.nn import attention_backend
 from xearthformer.nn.attention import small_attention
 from xearthformer.nn.layers import Upsample3DLayer
+from xearthformer.nn.execution import cpu as cpu_module
+from xearthformer.nn.execution import ffn as ffn_module
+from xearthformer.nn.execution import sdpa as sdpa_module
 from xearthformer.nn.self_attention import CuboidSelfAttentionLayer
 from xearthformer.nn.upsample_conv import nearest_upsample_conv2d, phase_taps
 
@@ -123,12 +127,11 @@ def test_zero_tail_equals_the_padded_grid(monkeypatch, t, cuboid, relative, trai
     layer.train(training)
     x = torch.randn(2, t, 4, 6, 8, dtype=torch.float64, requires_grad=True)
     calls = []
-    original = CuboidSelfAttentionLayer._attend_zero_tail
-    monkeypatch.setattr(CuboidSelfAttentionLayer, "_attend_zero_tail",
-                        lambda self, *a: calls.append(1) or original(self, *a))
+    original = cpu_module.zero_tail
+    monkeypatch.setattr(cpu_module, "zero_tail", lambda *a: calls.append(1) or original(*a))
     fast = layer(x)
     grads_fast = torch.autograd.grad(fast.square().sum(), [x, *layer.parameters()])
-    monkeypatch.setattr(CuboidSelfAttentionLayer, "_zero_tail_case", lambda self, *a: False)
+    monkeypatch.setattr(cpu_module, "zero_tail_applies", lambda *a: False)
     direct = layer(x)
     grads_direct = torch.autograd.grad(direct.square().sum(), [x, *layer.parameters()])
     assert calls, "time padded with zeros should take the folded-key path"
@@ -142,9 +145,12 @@ def test_zero_tail_is_not_used_where_padding_is_not_plain_zeros() -> None:
                    {"padding_type": "zeros", "shift_size": (1, 0, 0)},
                    {"padding_type": "zeros", "strategy": ("d", "l", "l")}):
         layer = CuboidSelfAttentionLayer(8, 2, cuboid_size=(4, 1, 1), **kwargs)
-        bias = None if layer.qkv.bias is None else layer.qkv.bias
-        shift = (1, 0, 0) if "shift_size" in kwargs else (0, 0, 0)
-        assert not layer._zero_tail_case((2, 0, 0), shift, bias), kwargs
+        assert not cpu_module.zero_tail_applies(layer, torch.randn(1, 6, 2, 2, 8)), kwargs
+    plain = CuboidSelfAttentionLayer(8, 2, cuboid_size=(4, 1, 1), padding_type="zeros")
+    assert cpu_module.zero_tail_applies(plain, torch.randn(1, 6, 2, 2, 8))
+    assert not cpu_module.zero_tail_applies(plain, torch.randn(1, 8, 2, 2, 8))  # nothing padded
+    with attention_backend("sdpa"):
+        assert not cpu_module.zero_tail_applies(plain, torch.randn(1, 6, 2, 2, 8))
 
 
 # -- oneDNN linears in training ---------------------------------------------------------------
@@ -204,7 +210,8 @@ def test_gpu_attention_applies_dropout_in_the_fused_kernel() -> None:
 def test_cut_stacked_equals_rearrange_forward_and_backward(strategy, cuboid) -> None:
     from einops import rearrange
 
-    from xearthformer.nn.cuboid import cut_stacked, reorder_pattern
+    from xearthformer.nn.cuboid import reorder_pattern
+    from xearthformer.nn.execution.cuts import cut_stacked
 
     x = torch.randn(2, 4, 4, 6, 3 * 2 * 5, dtype=torch.float64, requires_grad=True)
     pattern = reorder_pattern(strategy, True)
@@ -226,7 +233,8 @@ def test_cut_stacked_equals_rearrange_forward_and_backward(strategy, cuboid) -> 
 @pytest.mark.parametrize("cuboid", [(4, 1, 1), (1, 4, 1), (2, 2, 3)])
 @pytest.mark.parametrize("zero_keys", [0, 1, 5])
 def test_cut_qkv_padded_equals_cut_then_pad_then_scale(strategy, cuboid, zero_keys) -> None:
-    from xearthformer.nn.cuboid import cut_qkv_padded, cut_stacked, reorder_pattern
+    from xearthformer.nn.cuboid import reorder_pattern
+    from xearthformer.nn.execution.cuts import cut_qkv_padded, cut_stacked
 
     x = torch.randn(2, 4, 4, 6, 3 * 2 * 5, dtype=torch.float64)
     pattern = reorder_pattern(strategy, True)
@@ -248,20 +256,18 @@ def test_cut_qkv_padded_equals_cut_then_pad_then_scale(strategy, cuboid, zero_ke
     ({"cuboid_size": (4, 2, 1), "padding_type": "zeros", "use_relative_pos": False}, 9),
 ])
 def test_one_pass_inference_cut_equals_the_general_path(monkeypatch, kwargs, t) -> None:
-    import xearthformer.nn.self_attention as self_attention_module
-
     torch.manual_seed(0)
     layer = CuboidSelfAttentionLayer(8, 2, **kwargs).double().eval()
     if layer.use_relative_pos:
         torch.nn.init.normal_(layer.relative_position_bias_table, std=1.0)
     x = torch.randn(2, t, 4, 6, 8, dtype=torch.float64)
     calls = []
-    original = CuboidSelfAttentionLayer._attend_small
-    monkeypatch.setattr(CuboidSelfAttentionLayer, "_attend_small",
-                        lambda self, *a, **kw: calls.append(1) or original(self, *a, **kw))
+    original = cpu_module.attend_small
+    monkeypatch.setattr(cpu_module, "attend_small", lambda *a, **kw: calls.append(1) or original(*a, **kw))
     with torch.no_grad():
         fast = layer(x)
-        monkeypatch.setattr(self_attention_module, "small_attention_applies", lambda *a: False)
+        for module in (sdpa_module, cpu_module):
+            monkeypatch.setattr(module, "small_attention_applies", lambda *a: False)
         general = layer(x)
     assert calls, "float64 inference with short cuboids should take the one-pass cut"
     torch.testing.assert_close(fast, general, rtol=0, atol=1e-12)
@@ -278,9 +284,9 @@ def test_blocked_inference_ffn_equals_the_whole_ffn(monkeypatch, gated, activati
     ffn = PositionwiseFFN(6, 24, gated_proj=gated, activation=activation).double().eval()
     x = torch.randn(2, 5, 3, 4, 6, dtype=torch.float64)
     with torch.no_grad():
-        assert ffn._blocked_inference(x)
+        assert ffn_module.blocked_applies(ffn, x)
         blocked = ffn(x)
-        monkeypatch.setattr(PositionwiseFFN, "_blocked_inference", lambda self, x: False)
+        monkeypatch.setattr(ffn_module, "blocked_applies", lambda *a: False)
         whole = ffn(x)
     torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-13)
 
@@ -332,11 +338,14 @@ def test_blocked_ffn_is_not_used_with_autograd_or_in_training(monkeypatch) -> No
     monkeypatch.setattr(lean_module, "FFN_BLOCK_ROWS", 7)
     ffn = PositionwiseFFN(6, 24)
     x = torch.randn(4, 30, 6)
-    assert not ffn.eval()._blocked_inference(x)  # autograd on (the weights require grad)
+    assert not ffn_module.blocked_applies(ffn.eval(), x)  # autograd on (the weights require grad)
     with torch.no_grad():
-        assert not ffn.train()._blocked_inference(x)  # dropout layers are live in training
-        assert not PositionwiseFFN(6, 24, pre_norm=False).eval()._blocked_inference(x)
-        assert not ffn.eval()._blocked_inference(torch.randn(2, 6))  # too few rows to block
+        assert ffn_module.blocked_applies(ffn.eval(), x)
+        assert not ffn_module.blocked_applies(ffn.train(), x)  # dropout layers are live in training
+        assert not ffn_module.blocked_applies(PositionwiseFFN(6, 24, pre_norm=False).eval(), x)
+        assert not ffn_module.blocked_applies(ffn.eval(), torch.randn(2, 6))  # too few rows to block
+        with attention_backend("sdpa"):
+            assert not ffn_module.blocked_applies(ffn.eval(), x)
 
 
 def test_residual_adds_in_place_only_without_autograd() -> None:
@@ -361,7 +370,6 @@ def test_residual_adds_in_place_only_without_autograd() -> None:
     ({"n_temporal": 1, "cuboid_hw": (2, 2), "strategy": ("d", "l", "d"), "use_relative_pos": False}, 3, 4),
 ])
 def test_one_pass_inference_cut_in_cross_attention(monkeypatch, kwargs, t_x, t_mem) -> None:
-    import xearthformer.nn.cross_attention as cross_module
     from xearthformer.nn.cross_attention import CuboidCrossAttentionLayer
 
     torch.manual_seed(0)
@@ -371,11 +379,11 @@ def test_one_pass_inference_cut_in_cross_attention(monkeypatch, kwargs, t_x, t_m
     x = torch.randn(2, t_x, 4, 6, 8, dtype=torch.float64)
     mem = torch.randn(2, t_mem, 4, 6, 8, dtype=torch.float64)
     calls = []
-    original = cross_module.cut_kv_padded
-    monkeypatch.setattr(cross_module, "cut_kv_padded", lambda *a, **kw: calls.append(1) or original(*a, **kw))
+    original = sdpa_module.cut_kv_padded
+    monkeypatch.setattr(sdpa_module, "cut_kv_padded", lambda *a, **kw: calls.append(1) or original(*a, **kw))
     with torch.no_grad():
         fast = layer(x, mem)
-        monkeypatch.setattr(cross_module, "small_attention_applies", lambda *a: False)
+        monkeypatch.setattr(sdpa_module, "small_attention_applies", lambda *a: False)
         general = layer(x, mem)
     assert calls, "float64 inference with short cuboids should take the one-pass cut"
     torch.testing.assert_close(fast, general, rtol=0, atol=1e-12)
@@ -394,33 +402,31 @@ def test_one_pass_inference_cut_in_cross_attention(monkeypatch, kwargs, t_x, t_m
     (dict(cuboid_size=(2, 4, 4), strategy=("d", "d", "d")), (2, 6, 8, 8), None),       # nothing local
 ])
 def test_slabs_of_cuboids_equal_the_whole_grid(kwargs, shape, slab_axis, monkeypatch) -> None:
-    from xearthformer.nn import self_attention
-
     torch.manual_seed(0)
     layer = CuboidSelfAttentionLayer(16, 4, **kwargs).double().eval()
     x = torch.randn(*shape, 16, dtype=torch.float64)
-    monkeypatch.setattr(self_attention, "ATTENTION_SLAB_TOKENS", 40)
+    monkeypatch.setattr(cpu_module, "ATTENTION_SLAB_TOKENS", 40)
     with torch.no_grad():
-        slabs = layer._inference_slabs(x, None)
+        slabs = cpu_module.slabs(layer, x, None)
         assert (slabs and slabs[0]) == slab_axis
         if slab_axis is not None:
             assert slabs[1] < x.shape[slab_axis]  # more than one slab
         by_slabs = layer(x)
-        monkeypatch.setattr(CuboidSelfAttentionLayer, "_inference_slabs", lambda *a: None)
+        monkeypatch.setattr(cpu_module, "slabs", lambda *a: None)
         whole = layer(x)
     torch.testing.assert_close(by_slabs, whole, rtol=0, atol=1e-12)
 
 
 def test_slabs_only_in_cpu_inference(monkeypatch) -> None:
-    from xearthformer.nn import self_attention
-
-    monkeypatch.setattr(self_attention, "ATTENTION_SLAB_TOKENS", 40)
+    monkeypatch.setattr(cpu_module, "ATTENTION_SLAB_TOKENS", 40)
     layer = CuboidSelfAttentionLayer(16, 4, cuboid_size=(2, 4, 4))
     x = torch.randn(2, 6, 8, 8, 16)
-    assert layer.eval()._inference_slabs(x, None) is None  # autograd records (parameters need grad)
+    assert cpu_module.slabs(layer.eval(), x, None) is None  # autograd records (parameters need grad)
     with torch.no_grad():
-        assert layer.eval()._inference_slabs(x, None) is not None
-        assert layer.train()._inference_slabs(x, None) is None
+        assert cpu_module.slabs(layer.eval(), x, None) is not None
+        assert cpu_module.slabs(layer.train(), x, None) is None
+        with attention_backend("sdpa"):
+            assert cpu_module.slabs(layer.eval(), x, None) is None
     glob = CuboidSelfAttentionLayer(16, 4, cuboid_size=(2, 4, 4), use_global_vector=True).eval()
     with torch.no_grad():
-        assert glob._inference_slabs(x, torch.randn(2, 3, 16)) is None
+        assert cpu_module.slabs(glob, x, torch.randn(2, 3, 16)) is None

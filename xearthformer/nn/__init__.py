@@ -6,6 +6,7 @@ True
 """
 
 from ._validation import ConfigError
+from .backend import BACKENDS, attention_backend, get_attention_backend, set_attention_backend
 from .blocks import StackCuboidCrossAttentionBlock, StackCuboidSelfAttentionBlock
 from .cross_attention import CuboidCrossAttentionLayer
 from .dropout import FastDropout
@@ -14,6 +15,7 @@ from .patterns import CROSS_PATTERNS, SELF_PATTERNS, resolve_cross_pattern, reso
 from .self_attention import CuboidSelfAttentionLayer
 
 __all__ = [
+    "BACKENDS",
     "CROSS_PATTERNS",
     "SELF_PATTERNS",
     "ConfigError",
@@ -27,6 +29,9 @@ __all__ = [
     "StackCuboidCrossAttentionBlock",
     "StackCuboidSelfAttentionBlock",
     "Upsample3DLayer",
+    "attention_backend",
+    "get_attention_backend",
     "resolve_cross_pattern",
     "resolve_self_pattern",
+    "set_attention_backend",
 ]

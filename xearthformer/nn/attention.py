@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ._compile import compiling
+from .backend import fast_paths_enabled
 from .dropout import apply_drop_, random_drop_mask
 from .lean import row_slices
 
@@ -151,7 +152,7 @@ def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, attn_mask: t
     :class:`_DropoutAttention`, which saves less memory and avoids the float Bernoulli draw
     of SDPA's maths fallback.
     """
-    if dropout_p > 0.0 and q.device.type == "cpu":
+    if dropout_p > 0.0 and q.device.type == "cpu" and fast_paths_enabled():
         keys = k.shape[-2]
         padded = keys + (-keys % 8)  # BLAS is slow on other key counts (see pad_keys)
         if padded != keys:
@@ -173,10 +174,11 @@ _CHUNK_BYTES = 8 << 20
 def small_attention_applies(x: torch.Tensor, keys: int) -> bool:
     """Whether attention with ``keys`` keys on tensors like ``x`` takes :func:`small_attention`.
 
-    CPU inference (no autograd through ``x``, not under ``torch.compile``) in
-    float32/float64 with at most :data:`SMALL_KEYS` keys: where it beats SDPA.
+    CPU inference (no autograd through ``x``, not under ``torch.compile``, backend
+    ``"auto"``) in float32/float64 with at most :data:`SMALL_KEYS` keys: where it beats SDPA.
     """
-    return (x.device.type == "cpu" and keys <= SMALL_KEYS and x.dtype in (torch.float32, torch.float64)
+    return (fast_paths_enabled() and x.device.type == "cpu" and keys <= SMALL_KEYS
+            and x.dtype in (torch.float32, torch.float64)
             and not (torch.is_grad_enabled() and x.requires_grad) and not compiling())
 
 

@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 
 from ._compile import compiling
+from .backend import fast_paths_enabled
+from .dropout import apply_drop_, random_drop_mask
 
-__all__ = ["linear", "onednn_available", "weight_grad"]
+__all__ = ["linear", "linear_dropout", "onednn_available", "weight_grad"]
 
 
 def onednn_available() -> bool:
@@ -36,7 +38,7 @@ _ONEDNN = onednn_available()
 
 
 def _eligible(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    return (_ONEDNN and x.device.type == "cpu" and x.dtype == torch.float32
+    return (_ONEDNN and fast_paths_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
             and weight.dtype == torch.float32 and x.numel() > 0
             and not torch.is_autocast_enabled("cpu") and not compiling())
 
@@ -113,3 +115,30 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     else:
         out = _pointwise(rows, weight, bias, activation)
     return out.view(*x.shape[:-1], weight.shape[0])
+
+
+def linear_dropout(x: torch.Tensor, proj: torch.nn.Linear, dropout: torch.nn.Module) -> torch.Tensor:
+    """``dropout(proj(x))`` in one pass over the output (:func:`linear` for the product).
+
+    When the dropout is active, its ``1 / (1 - p)`` goes into the weight and bias (small)
+    and the mask is applied in place to the linear's output (which autograd does not keep).
+
+    Examples
+    --------
+    >>> from xearthformer.nn import FastDropout
+    >>> lin, drop = torch.nn.Linear(4, 3), FastDropout(0.5)
+    >>> x = torch.randn(2, 4)
+    >>> _ = torch.manual_seed(0)
+    >>> a = linear_dropout(x, lin, drop)
+    >>> _ = torch.manual_seed(0)
+    >>> b = drop(lin(x))
+    >>> torch.allclose(a, b, atol=1e-6)
+    True
+    """
+    p = getattr(dropout, "p", 0.0)
+    if not (dropout.training and p > 0.0 and fast_paths_enabled()):
+        return dropout(linear(x, proj.weight, proj.bias))
+    scale = 1.0 / (1.0 - p)
+    bias = None if proj.bias is None else proj.bias * scale
+    out = linear(x, proj.weight * scale, bias)
+    return apply_drop_(out, random_drop_mask(out.shape, p, device=out.device))

@@ -12,10 +12,9 @@ from torch import nn
 
 from ._validation import ConfigError, int_triple, one_of
 from .cuboid import pad_amounts, pad_thw
-from .dropout import FastDropout, apply_drop_, random_drop_mask
+from .dropout import FastDropout
+from .execution import select_ffn
 from .fast_linear import linear as fast_linear
-from . import lean as lean_paths
-from .lean import lean_ffn, row_slices
 from .upsample_conv import nearest_upsample_conv2d
 
 NORMS = ("layer_norm", "rms_norm")
@@ -71,32 +70,6 @@ def make_dropout(p: float) -> nn.Module:
     return FastDropout(p) if p > 0 else nn.Identity()
 
 
-def linear_dropout(x: torch.Tensor, linear: nn.Linear, dropout: nn.Module) -> torch.Tensor:
-    """``dropout(linear(x))`` in one pass over the output.
-
-    When the dropout is active, its ``1 / (1 - p)`` goes into the weight and bias (small)
-    and the mask is applied in place to the linear's output (which autograd does not keep).
-
-    Examples
-    --------
-    >>> lin, drop = nn.Linear(4, 3), FastDropout(0.5)
-    >>> x = torch.randn(2, 4)
-    >>> _ = torch.manual_seed(0)
-    >>> a = linear_dropout(x, lin, drop)
-    >>> _ = torch.manual_seed(0)
-    >>> b = drop(lin(x))
-    >>> torch.allclose(a, b, atol=1e-6)
-    True
-    """
-    p = getattr(dropout, "p", 0.0)
-    if not (dropout.training and p > 0.0):
-        return dropout(fast_linear(x, linear.weight, linear.bias))
-    scale = 1.0 / (1.0 - p)
-    bias = None if linear.bias is None else linear.bias * scale
-    out = fast_linear(x, linear.weight * scale, bias)
-    return apply_drop_(out, random_drop_mask(out.shape, p, device=out.device))
-
-
 class PositionwiseFFN(nn.Module):
     """Pre-norm FFN with its own residual: ``x + drop(ffn_2(drop(act(ffn_1(norm(x))))))``.
 
@@ -127,30 +100,6 @@ class PositionwiseFFN(nn.Module):
         self.activation_dropout_layer = make_dropout(activation_dropout)
         self.dropout_layer = make_dropout(dropout)
 
-    def _lean_path(self) -> bool:
-        """Training the standard block: take the memory-lean path of :mod:`.lean_ffn`."""
-        return (self.training and torch.is_grad_enabled() and self.pre_norm and not self.gated_proj
-                and type(self.activation) is nn.GELU and self.activation.approximate == "none"
-                and type(self.layer_norm) is nn.LayerNorm
-                and not torch.is_autocast_enabled(self.ffn_1.weight.device.type))
-
-    def _blocked_inference(self, x: torch.Tensor) -> bool:
-        """CPU inference on many tokens: run the FFN over blocks of rows (see :meth:`forward`)."""
-        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.ffn_1.weight.requires_grad)
-        return (x.device.type == "cpu" and not self.training and not needs_grad and self.pre_norm
-                and x.numel() > 2 * lean_paths.FFN_BLOCK_ROWS * x.shape[-1] and not torch.is_autocast_enabled("cpu"))
-
-    def _update(self, h: torch.Tensor) -> torch.Tensor:
-        """``drop(ffn_2(drop(act(ffn_1(h)))))``: the FFN without norm and residual."""
-        if self.gated_proj:
-            h = self.activation(self.ffn_1_gate(h)) * self.ffn_1(h)
-        elif type(self.activation) is nn.GELU and self.activation.approximate == "none":
-            h = fast_linear(h, self.ffn_1.weight, self.ffn_1.bias, activation="gelu")
-        else:
-            h = self.activation(fast_linear(h, self.ffn_1.weight, self.ffn_1.bias))
-        h = self.activation_dropout_layer(h)
-        return self.dropout_layer(fast_linear(h, self.ffn_2.weight, self.ffn_2.bias))
-
     def forward(self, x: torch.Tensor, *, overwrite_input: bool = False) -> torch.Tensor:
         """``x + ffn(norm(x))`` (pre-norm) or ``norm(x + ffn(x))``.
 
@@ -158,26 +107,11 @@ class PositionwiseFFN(nn.Module):
         ``x`` itself (for callers that own ``x`` and do not need it afterwards: the stacks,
         whose FFN input is the fresh sum of a residual). It spares a large fresh output.
 
-        In CPU inference over many tokens the rows go through in blocks of
-        :data:`~xearthformer.nn.lean.FFN_BLOCK_ROWS`: the normalised block, the hidden layer
-        (4x wider) and the update stay small and are reused from the heap, and only the
-        output is a large new tensor. Done whole, the norm, the hidden layer and the update are each a large fresh
-        allocation, and on machines where page faults are dear (virtual machines) filling
-        fresh memory cost as much as the matrix products. Rows are independent: same result.
+        The maths is :func:`xearthformer.nn.reference.positionwise_ffn`; the strategy that
+        computes a call (lean training FFN, blocked CPU inference, plain) is chosen by
+        :func:`xearthformer.nn.execution.select_ffn`.
         """
-        if self._lean_path():
-            p = getattr(self.activation_dropout_layer, "p", 0.0)
-            p_out = getattr(self.dropout_layer, "p", 0.0)
-            return x + lean_ffn(x, self.layer_norm, self.ffn_1, self.ffn_2, p, p_out)
-        if self._blocked_inference(x):
-            rows = x.reshape(-1, x.shape[-1])
-            out = rows if overwrite_input else torch.empty_like(rows)
-            for block in row_slices(rows.shape[0], lean_paths.FFN_BLOCK_ROWS):  # each block reads only its rows
-                torch.add(rows[block], self._update(self.layer_norm(rows[block])), out=out[block])
-            return out.view(x.shape)
-        if not self.pre_norm:
-            return self.layer_norm(x + self._update(x))
-        return x + self._update(self.layer_norm(x))
+        return select_ffn(self, x)(self, x, overwrite_input=overwrite_input)
 
 
 class PosEmbed(nn.Module):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .backend import fast_paths_enabled
 from .dropout import apply_drop_, dropped, random_drop_mask
 from .fast_linear import linear, weight_grad
 
@@ -203,6 +204,8 @@ def norm_linear(x: torch.Tensor, norm: torch.nn.LayerNorm, weight: torch.Tensor)
 
 
 def lean_path_ok(norm: torch.nn.Module, device_type: str) -> bool:
-    """Whether the lean functions apply: training with autograd, a LayerNorm, no autocast."""
-    return (norm.training and torch.is_grad_enabled() and type(norm) is torch.nn.LayerNorm
+    """Whether the lean functions apply: backend ``"auto"``, training with autograd, a
+    LayerNorm, no autocast."""
+    return (fast_paths_enabled() and norm.training and torch.is_grad_enabled()
+            and type(norm) is torch.nn.LayerNorm
             and not torch.is_autocast_enabled(device_type))
