@@ -301,8 +301,13 @@ def test_dataset_and_accessor(sst, toy) -> None:
     via_ds = xearthformer.forecast(ds, lead=2, model=toy["enso"])
     xr.testing.assert_allclose(via_ds.drop_attrs(), ref.drop_attrs())
     renamed = ds.rename(sst="tos")
+    renamed["tos"].attrs.pop("standard_name", None)
     with pytest.raises(F.MissingVariableError, match=r"lacks the variable\(s\) \['sst'\]"):
         xearthformer.forecast(renamed, lead=2, model=toy["enso"])
+    cmip = renamed.assign(time_bnds=renamed["tos"].isel(lat=0, lon=0, drop=True))
+    cmip["tos"].attrs["standard_name"] = "sea_surface_temperature"  # CF says what it is
+    np.testing.assert_allclose(xearthformer.forecast(cmip, lead=2, model=toy["enso"]).values,
+                               ref.values)
     by_var = xearthformer.forecast(renamed, lead=2, model=toy["enso"], var="tos")
     np.testing.assert_allclose(by_var.values, ref.values)
     accessed = sst.earthformer.forecast(lead=2, model=toy["enso"])

@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _reader as reader
 from ._layout import (
-    CELSIUS_UNITS,
-    KELVIN_UNITS,
     Dims,
     LayoutError,
     MissingDataError,
     MissingDimError,
     TimeStepError,
+    UnitsError,
     check_time_step,
     find_dims,
     normalise_units,
@@ -221,10 +221,7 @@ def select_inits(times: np.ndarray, init: Any, in_len: int, step_units: str) -> 
 
 
 def _is_lon(da: xr.DataArray, dim: Hashable) -> bool:
-    attrs = da[dim].attrs if dim in da.coords else {}
-    return (attrs.get("standard_name") == "longitude" or str(attrs.get("units", "")).startswith(
-        "degree_e") or str(attrs.get("units", "")).startswith("degrees_e")
-        or "lon" in str(dim).lower())
+    return reader.is_longitude(da, dim) or "lon" in str(dim).lower()
 
 
 def _match(user: np.ndarray, model: np.ndarray, periodic: bool) -> np.ndarray | None:
@@ -336,19 +333,28 @@ def _conservative(src: xr.DataArray, dims: Dims, target: dict) -> xr.DataArray: 
 
 
 def _kind(units: str | None) -> str | None:
-    if units in KELVIN_UNITS:
-        return "K"
-    if units in CELSIUS_UNITS:
-        return "degC"
-    return None
+    return reader.temperature_kind(units) if units is not None else None
 
 
 def _absolute_shift(found: str | None, expected: str) -> float:
-    """What adding converts an absolute value from ``found`` to ``expected`` units."""
-    a, b = _kind(found), _kind(expected)
-    if a and b and a != b:
-        return 273.15 if b == "K" else -273.15
-    return 0.0
+    """What adding converts an absolute value from ``found`` to ``expected`` units.
+
+    Only shifts (Celsius <-> Kelvin) are undone on the way out; a scaling conversion (e.g.
+    Fahrenheit) raises :class:`UnitsError` asking for the data in the model's units.
+    """
+    if found is None or not expected or found == expected:
+        return 0.0
+    conversion = reader.unit_conversion(str(found), expected)
+    if conversion is None:
+        return 0.0  # not convertible: normalise_units raises with the full message
+    factor, shift = conversion
+    if factor != 1.0:
+        raise UnitsError(
+            f"the data's units {found!r} convert to the model's {expected!r} by a factor "
+            f"({factor:g}); xearthformer converts Celsius/Kelvin only. Convert the data to "
+            f"{expected!r} first."
+        )
+    return shift
 
 
 def _climatology_array(climatology: xr.DataArray, dims: Dims, contract: InputContract,
@@ -419,14 +425,19 @@ def _decide_kind(sample: xr.DataArray, contract: InputContract, clim: np.ndarray
 def _select_variables(data: xr.DataArray | xr.Dataset, contract: InputContract,
                       var: str | Sequence[str] | None) -> list[xr.DataArray]:
     if isinstance(data, xr.Dataset):
-        names = ([var] if isinstance(var, str) else list(var)) if var is not None else list(
-            contract.variables)
-        missing = [n for n in names if n not in data.data_vars]
+        if var is not None:  # var= always wins
+            names = [var] if isinstance(var, str) else list(var)
+            missing = [n for n in names if n not in data.data_vars]
+        else:
+            found = [reader.find_variable(data, n) for n in contract.variables]
+            missing = [n for n, f in zip(contract.variables, found) if f is None]
+            names = [f for f in found if f is not None]
         if missing:
             raise MissingVariableError(
                 f"the Dataset lacks the variable(s) {missing} the model needs (its variables: "
-                f"{list(contract.variables)}); the Dataset holds {list(data.data_vars)}. Rename "
-                "yours (ds.rename({'tos': 'sst'})) or pass var=NAME."
+                f"{list(contract.variables)}, found by name in any case or by CF standard_name); "
+                f"the Dataset holds {reader.data_variables(data)}. Pass var=NAME, rename yours "
+                "(ds.rename({'tos': 'sst'})) or set its standard_name attribute."
             )
         if len(names) != len(contract.variables):
             raise MissingVariableError(f"var={var!r} gives {len(names)} variable(s); the model "
@@ -445,7 +456,11 @@ def prepare(data: xr.DataArray | xr.Dataset, contract: InputContract, *, var=Non
             regrid: str | None = None, anomalies: bool | None = None,
             climatology: xr.DataArray | None = None, units: str | None = None) -> Prepared:
     """Check ``data`` against ``contract`` and plan the forecast (lazy for dask input)."""
-    arrays = _select_variables(data, contract, var)
+    arrays, notes = [], []
+    for da in _select_variables(data, contract, var):
+        da, decoded = reader.decode(da)
+        arrays.append(da)
+        notes += [n for n in decoded if n not in notes]
     first = arrays[0]
     for da in arrays:
         _check_dtype(da, contract)
@@ -455,7 +470,6 @@ def prepare(data: xr.DataArray | xr.Dataset, contract: InputContract, *, var=Non
                               "assign the time stamps (da.assign_coords(time=...)).")
     check_time_step(first[dims.time], step=contract.step, step_units=contract.step_units)
     order = (*dims.sample, dims.time, dims.y, dims.x)
-    notes: list[str] = []
     out_arrays = []
     user_order = None
     regridded = None
