@@ -51,10 +51,10 @@ __all__ = [
 ]
 
 TIME_NAMES = ("time", "t", "valid_time", "date", "times", "time_counter", "datetime")
-LAT_NAMES = ("lat", "latitude", "lats", "nav_lat", "y_lat", "rlat", "lat_0", "gridlat")
-LON_NAMES = ("lon", "longitude", "lons", "nav_lon", "x_lon", "rlon", "lon_0", "gridlon")
-Y_NAMES = ("y", "row", "rows", "south_north", "yc", "j")
-X_NAMES = ("x", "col", "cols", "west_east", "xc", "i")
+LAT_NAMES = ("lat", "latitude", "lats", "nav_lat", "y_lat", "lat_0", "gridlat")
+LON_NAMES = ("lon", "longitude", "lons", "nav_lon", "x_lon", "lon_0", "gridlon")
+Y_NAMES = ("y", "rlat", "row", "rows", "south_north", "yc", "j")
+X_NAMES = ("x", "rlon", "col", "cols", "west_east", "xc", "i")
 _LAT_UNITS = ("degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn")
 _LON_UNITS = ("degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese")
 

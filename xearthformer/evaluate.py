@@ -25,6 +25,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from . import _reader as reader
 from ._score_sums import _GROUP, _SPECS
 from .metrics import _validate as V
 from .metrics.baselines import BASELINES, lead_units, valid_times
@@ -232,17 +233,32 @@ def _resolve(model: str | ForecastFn, archive: xr.DataArray, base_period: Any) -
 
 
 def _select_archive(archive: xr.DataArray | xr.Dataset, variable: str | None) -> xr.DataArray:
+    """The archive's variable, decoded, with its time dim (found by the package's one reader:
+    ``time``, ``TIME``, ``t``, CF attributes) named ``time`` for the chunk tasks."""
     if isinstance(archive, xr.Dataset):
-        names = list(archive.data_vars)
+        names = reader.data_variables(archive)  # bounds variables (time_bnds...) never count
         if variable is None and len(names) != 1:
             raise V.MetricsInputError(
                 f"the archive holds variables {names}; pass variable= to say which to evaluate."
             )
-        return archive[variable or names[0]]
+        if variable is not None and variable not in archive.data_vars:
+            raise V.MetricsInputError(
+                f"variable={variable!r} is not in the archive, which holds {names}."
+            )
+        archive = archive[variable or names[0]]
     if not isinstance(archive, xr.DataArray):
         raise V.MetricsInputError(
             f"archive must be an xarray DataArray or Dataset, not {type(archive).__name__}."
         )
+    archive, _ = reader.decode(archive)
+    time = reader.find_time(archive)
+    if time is not None and time != "time":
+        if "time" in archive.dims or "time" in archive.coords:
+            raise V.MetricsInputError(
+                f"the archive's time dimension is {time!r}, but it also has a 'time' "
+                f"{'dimension' if 'time' in archive.dims else 'coordinate'}; rename one of them."
+            )
+        archive = archive.rename({time: "time"})
     return archive
 
 
@@ -332,7 +348,8 @@ def evaluate(
         until that module exists). ``context`` holds the archive up to the chunk's last init:
         the function must use, for each init, only times up to that init.
     archive : xarray.DataArray or xarray.Dataset
-        Observations with dim ``time`` (opened lazily, e.g. with ``open_mfdataset`` or
+        Observations with a time dim (``time``, ``TIME``, ``t`` or CF attributes; the forecast
+        function sees it named ``time``), opened lazily (e.g. with ``open_mfdataset`` or
         ``open_zarr``): both the forecasts' context and their verification. Gaps in time
         raise :class:`~xearthformer.metrics.ArchiveGapError`.
     leads : int, str or sequence of int
