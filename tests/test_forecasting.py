@@ -358,8 +358,8 @@ def test_bad_input(sst, toy) -> None:
         xearthformer.forecast(all_nan, lead=2, model=m)
     holey = sst.copy()
     holey[-3, 12, 30] = np.nan
-    with pytest.raises(F.MissingDataError, match="1 missing value"):
-        xearthformer.forecast(holey, lead=2, model=m)
+    with pytest.raises(F.MissingDataError, match="1 missing value"):  # the strict policy
+        xearthformer.forecast(holey, lead=2, model=m, missing="strict")
     with pytest.raises(F.DtypeError, match="astype"):
         xearthformer.forecast(sst.fillna(0).astype(int), lead=2, model=m)
     with pytest.raises(F.DtypeError, match="dtype <U"):
