@@ -195,8 +195,11 @@ def select_inits(times: np.ndarray, init: Any, in_len: int, step_units: str) -> 
     if step_units == "months" and (np.issubdtype(times.dtype, np.datetime64) or times.dtype == object):
         data_m = time_index(xr.DataArray(times, dims="t"), "months")
         try:
-            want_m = time_index(xr.DataArray(pd.DatetimeIndex(pd.to_datetime(wanted)), dims="t"),
-                                "months")
+            if all(hasattr(w, "calendar") for w in wanted):  # cftime dates (any calendar)
+                want_m = np.array([w.year * 12 + w.month - 1 for w in wanted])
+            else:
+                want_m = time_index(xr.DataArray(pd.DatetimeIndex(pd.to_datetime(wanted)),
+                                                 dims="t"), "months")
         except (ValueError, TypeError):
             raise InitError(f"init={init!r} is not understood as times; expected dates.") from None
         lookup = {m: i for i, m in enumerate(data_m)}
@@ -365,7 +368,13 @@ def _climatology_array(climatology: xr.DataArray, dims: Dims, contract: InputCon
             "climatology= must be a DataArray with a 'month' dim (12 calendar months) and the "
             "data's spatial dims, e.g. data.groupby('time.month').mean('time')."
         )
-    clim = climatology.transpose("month", dims.y, dims.x)
+    extra = [d for d in climatology.dims if d not in ("month", dims.y, dims.x)]
+    if any(climatology.sizes[d] != 1 for d in extra):
+        raise AnomalyError(
+            f"climatology= has dims {list(climatology.dims)}; expected 'month' and the data's "
+            f"spatial dims ({dims.y!r}, {dims.x!r}) only. Select or average the others first."
+        )
+    clim = climatology.squeeze(extra, drop=True).transpose("month", dims.y, dims.x)
     if clim.sizes["month"] != 12:
         raise AnomalyError(f"climatology= has {clim.sizes['month']} months; expected 12.")
     clim, _, _ = _to_model_grid(clim, dims, contract, regrid)
@@ -593,6 +602,10 @@ def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy
     with np.errstate(invalid="ignore"):
         infinite = np.isinf(x)
         far = ~infinite & ((x < lo) | (x > hi))
+        if np.ndim(clim_term) and np.isfinite(clim_term).any():  # no climatology at a cell:
+            c_lo, c_hi = np.nanmin(clim_term), np.nanmax(clim_term)  # its range bounds the data
+            far |= (np.isnan(x) & np.isfinite(raw)) & ((raw < c_lo + lo) | (raw > c_hi + hi))
+            x = np.where(np.isnan(x) & far, raw, x)  # named in the message by its value
         outside = np.zeros_like(far)
         if contract.valid_range is not None:
             vlo, vhi = contract.valid_range
@@ -621,9 +634,9 @@ def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy
         stats["bad_values"] = stats.get("bad_values", 0) + int((infinite | far | outside).sum())
     if policy == "mask":
         return np.where(infinite | far | outside, np.nan, x)
-    if contract.valid_range is not None:  # clip: to the valid range, then to the model's range
-        x = np.clip(raw, *contract.valid_range) - clim_term
-    return np.clip(x, lo, hi)
+    # clip: to the valid range, then to the model's range (no climatology: stays missing)
+    base = np.clip(raw, *contract.valid_range) if contract.valid_range is not None else raw
+    return np.clip(base - clim_term, lo, hi)
 
 
 def normalised_context(windows: np.ndarray, contract: InputContract, land: np.ndarray,
