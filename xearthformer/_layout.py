@@ -148,7 +148,7 @@ def time_index(times: xr.DataArray | np.ndarray, step_units: str) -> np.ndarray:
 def _describe_step(steps: np.ndarray, step_units: str) -> str:
     unique = np.unique(steps)
     if unique.size == 1:
-        return f"{unique[0]:g} {step_units}"
+        return f"a step of {unique[0]:g} {step_units}"
     return f"irregular steps of {', '.join(f'{u:g}' for u in unique[:5])} {step_units}"
 
 

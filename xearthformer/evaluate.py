@@ -232,6 +232,31 @@ def _resolve(model: str | ForecastFn, archive: xr.DataArray, base_period: Any) -
     return model_forecast, model
 
 
+def _check_step(times: np.ndarray, units: str) -> None:
+    """Refuse archives whose step is neither monthly nor sub-daily (e.g. yearly means)."""
+    if units != "minutes" or len(times) < 2 or not np.issubdtype(times.dtype, np.datetime64):
+        return
+    days = float(np.median(np.diff(times)).astype("timedelta64[s]").astype(np.int64)) / 86400.0
+    if days >= 1.0:
+        raise V.MetricsInputError(
+            f"the archive's time step is {days:g} days; evaluate scores monthly archives (leads "
+            "in months) and nowcasting archives (leads in minutes). Resample the archive to "
+            "months (archive.resample(time='MS').mean()), or evaluate your own forecasts with "
+            "the functions of xearthformer.metrics."
+        )
+
+
+def _position(index: Any, when: Any, units: str) -> int:
+    """Position of ``when`` on the archive's time axis; monthly archives match by calendar
+    month (stamps at month start, middle or end, any calendar, as ``at_valid_time`` does)."""
+    pos = int(index.get_indexer([when])[0])
+    if pos < 0 and units == "months":
+        months = [t.year * 12 + t.month for t in index]
+        pos = months.index(when.year * 12 + when.month) if (
+            when.year * 12 + when.month) in months else -1
+    return pos
+
+
 def _select_archive(archive: xr.DataArray | xr.Dataset, variable: str | None) -> xr.DataArray:
     """The archive's variable, decoded, with its time dim (found by the package's one reader:
     ``time``, ``TIME``, ``t``, CF attributes) named ``time`` for the chunk tasks."""
@@ -409,6 +434,7 @@ def evaluate(
         raise V.MetricsInputError("chunk_size and context must be >= 1.")
     times = da["time"].values
     units = lead_units(times)
+    _check_step(times, units)
     inits = _select_inits(times, init, lead_list, units, context)
     fn, name = _resolve(model_or_forecast_fn, da, base_period)
     da = da.assign_coords(time=da["time"].assign_attrs(lead_units=units))  # for 1-step contexts
@@ -441,7 +467,7 @@ def evaluate(
             tasks.append(dask.delayed(_read_partial, pure=False)(store_path, key))
             continue
         first = time_index.get_loc(chunk[0]) - (context - 1)
-        end = time_index.get_indexer(valid_times(chunk[-1:], lead_list[-1:], units)[0])[0]
+        end = _position(time_index, valid_times(chunk[-1:], lead_list[-1:], units)[0][0], units)
         window = da.isel(time=slice(first, end + 1))
         tasks.append(task(_Window(window), chunk, lead_list, fn, groups, opts, store_path, key,
                           dask_key_name=f"evaluate-{key}-{uuid.uuid4().hex[:8]}"))

@@ -196,6 +196,10 @@ def missing_times(times: Any) -> tuple[list[str], str]:
     if monthly:
         gone = np.setdiff1d(np.arange(months.min(), months.max() + 1), months)
         return [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in gone], "1 month"
+    if 365 <= float(np.median(days)) <= 366:  # yearly (e.g. seasonal means): by calendar year
+        years = np.asarray(t.year)
+        gone = np.setdiff1d(np.arange(years.min(), years.max() + 1), years)
+        return [f"{y:04d}" for y in gone], "1 year"
     step = pd.Timedelta(np.median(np.diff(t.values)))
     gone = pd.date_range(t[0], t[-1], freq=step).difference(t)
     return [str(g) for g in gone], str(step)
