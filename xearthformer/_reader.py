@@ -80,6 +80,8 @@ def _attrs(obj: xr.DataArray | xr.Dataset, name: Hashable) -> dict[str, Any]:
 
 def _cf_names(obj: xr.DataArray | xr.Dataset, key: str) -> list[Hashable]:
     """Coordinates cf_xarray recognises as ``key`` (a CF axis or coordinate name)."""
+    import cf_xarray  # noqa: F401, PLC0415  (registers the .cf accessor)
+
     try:
         found = {**obj.cf.axes, **obj.cf.coordinates}
     except Exception:  # noqa: BLE001  (cf_xarray on odd attrs: fall back to our own rules)

@@ -78,7 +78,6 @@ def spatial_dims(da: xr.DataArray) -> SpatialDims:
     MissingSpatialDimsError
         Naming the dims found, when neither lat/lon nor y/x dims exist.
     """
-    dims = list(da.dims)
     lat, lon = reader.find_lat(da), reader.find_lon(da)
     if lat is not None and lon is not None:
         return SpatialDims(y=lat, x=lon, geographic=True, lat=lat, lon=lon)
