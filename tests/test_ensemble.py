@@ -116,7 +116,10 @@ def test_context_nan_outside_land(sst):
     bad = sst.copy()
     bad[-1, 12, 20] = np.nan
     with pytest.raises(ValueError, match="missing value"):
-        xearthformer.ensemble(bad, n=2, **FAST)
+        xearthformer.ensemble(bad, n=2, missing="strict", **FAST)
+    ens = xearthformer.ensemble(bad, n=2, **FAST)  # default: missing for the whole context
+    assert ens.isel(lat=12, lon=20).isnull().all() and ens.attrs["missing_cells"] >= 1
+    assert ens.attrs["missing_policy"].startswith("context")
 
 
 def test_earthformer_model_is_refused(sst, tmp_path):

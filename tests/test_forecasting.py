@@ -321,8 +321,13 @@ def test_dataset_and_accessor(sst, toy) -> None:
     tol = net_tol(toy["enso"], ref)
     xr.testing.assert_allclose(via_ds.drop_attrs(), ref.drop_attrs(), rtol=0, atol=tol)
     renamed = ds.rename(sst="tos")
+    renamed["tos"].attrs.pop("standard_name", None)
     with pytest.raises(F.MissingVariableError, match=r"lacks the variable\(s\) \['sst'\]"):
         xearthformer.forecast(renamed, lead=2, model=toy["enso"])
+    cmip = renamed.assign(time_bnds=renamed["tos"].isel(lat=0, lon=0, drop=True))
+    cmip["tos"].attrs["standard_name"] = "sea_surface_temperature"  # CF says what it is
+    np.testing.assert_allclose(xearthformer.forecast(cmip, lead=2, model=toy["enso"]).values,
+                               ref.values)
     by_var = xearthformer.forecast(renamed, lead=2, model=toy["enso"], var="tos")
     np.testing.assert_allclose(by_var.values, ref.values, rtol=0, atol=tol)
     accessed = sst.earthformer.forecast(lead=2, model=toy["enso"])
@@ -376,8 +381,8 @@ def test_bad_input(sst, toy) -> None:
         xearthformer.forecast(all_nan, lead=2, model=m)
     holey = sst.copy()
     holey[-3, 12, 30] = np.nan
-    with pytest.raises(F.MissingDataError, match="1 missing value"):
-        xearthformer.forecast(holey, lead=2, model=m)
+    with pytest.raises(F.MissingDataError, match="1 missing value"):  # the strict policy
+        xearthformer.forecast(holey, lead=2, model=m, missing="strict")
     with pytest.raises(F.DtypeError, match="astype"):
         xearthformer.forecast(sst.fillna(0).astype(int), lead=2, model=m)
     with pytest.raises(F.DtypeError, match="dtype <U"):

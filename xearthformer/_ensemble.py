@@ -169,7 +169,7 @@ def _sample(pipes: dict, context, settings: EnsembleSettings, contract: InputCon
 
 
 def run_ensemble_chunk(values: np.ndarray, positions: np.ndarray, offset: int, job: Any,
-                       settings: EnsembleSettings) -> np.ndarray:
+                       settings: EnsembleSettings, stats: dict | None = None) -> np.ndarray:
     """Physical ``"s time h w c"`` slab -> physical ensembles ``"s n k m l h w c"``.
 
     ``job`` is the forecast module's chunk job (contract, land, climatology, months, times,
@@ -183,7 +183,9 @@ def run_ensemble_chunk(values: np.ndarray, positions: np.ndarray, offset: int, j
     windows = pre.context_windows(np.asarray(values), positions, c.in_len, offset)
     ctx_months = (None if job.months is None
                   else job.months[positions[:, None] + np.arange(-c.in_len + 1, 1)])
-    x, land = pre.normalised_context(windows, c, job.land, job.clim, ctx_months, job.times[positions])
+    x, land = pre.normalised_context(windows, c, job.land, job.clim, ctx_months, job.times[positions],
+                                     missing=job.missing, bad_values=job.bad_values,
+                                     where=job.where, stats=stats)
     s, n = x.shape[:2]
     pipes = {False: _pipeline(model, settings, controlled=False)}
     if any(k is not None for k in settings.kc_sigma):

@@ -27,6 +27,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _reader as reader
+
 __all__ = [
     "Dims",
     "LayoutError",
@@ -44,11 +46,12 @@ __all__ = [
     "KELVIN_UNITS",
 ]
 
-_TIME_NAMES = ("time", "t", "valid_time", "date")
-_LAT_NAMES = ("lat", "latitude", "nav_lat", "y_lat", "rlat")
-_LON_NAMES = ("lon", "longitude", "nav_lon", "x_lon", "rlon")
-_Y_NAMES = ("y", "row", "south_north")
-_X_NAMES = ("x", "col", "west_east")
+_TIME_NAMES = reader.TIME_NAMES
+_LAT_NAMES = reader.LAT_NAMES
+_LON_NAMES = reader.LON_NAMES
+_Y_NAMES = reader.Y_NAMES
+_X_NAMES = reader.X_NAMES
+# Common spellings (the reader accepts every UDUNITS spelling through pint; these stay for callers)
 KELVIN_UNITS = ("K", "k", "kelvin", "Kelvin", "degK", "deg_K", "degrees_K")
 CELSIUS_UNITS = ("degC", "C", "°C", "celsius", "Celsius", "deg_C", "degree_Celsius",
                  "degrees_Celsius", "degrees_C", "degrees C", "deg C")
@@ -85,28 +88,10 @@ class Dims:
     sample: tuple[Hashable, ...] = ()
 
 
-def _by_attrs(da: xr.DataArray, standard_names: tuple[str, ...], axis: str,
-              units: tuple[str, ...] = ()) -> Hashable | None:
-    for name in da.dims:
-        if name not in da.coords:
-            continue
-        attrs = da[name].attrs
-        if (attrs.get("standard_name") in standard_names or attrs.get("axis") == axis
-                or (units and attrs.get("units") in units)):
-            return name
-    return None
-
-
-def _by_name(da: xr.DataArray, names: tuple[str, ...]) -> Hashable | None:
-    lowered = {str(d).lower(): d for d in da.dims}
-    for name in names:
-        if name in lowered:
-            return lowered[name]
-    return None
-
-
 def find_dims(da: xr.DataArray, *, spatial: Literal["lat/lon", "y/x", "any"] = "any") -> Dims:
-    """Find the time and spatial dims by CF attributes, then by common names.
+    """Find the time and spatial dims with :mod:`xearthformer._reader` (CF attributes through
+    cf_xarray, then common names in any case: ``TIME``, ``LAT``, ``COADSX`` with units
+    ``degrees_east``...).
 
     Parameters
     ----------
@@ -121,13 +106,10 @@ def find_dims(da: xr.DataArray, *, spatial: Literal["lat/lon", "y/x", "any"] = "
     MissingDimError
         With the dims found and how to rename.
     """
-    time = _by_attrs(da, ("time",), "T") or _by_name(da, _TIME_NAMES)
-    lat = _by_attrs(da, ("latitude", "grid_latitude"), "Y",
-                    ("degrees_north", "degree_north", "degrees_N")) or _by_name(da, _LAT_NAMES)
-    lon = _by_attrs(da, ("longitude", "grid_longitude"), "X",
-                    ("degrees_east", "degree_east", "degrees_E")) or _by_name(da, _LON_NAMES)
+    time = reader.find_time(da)
+    lat, lon = reader.find_lat(da), reader.find_lon(da)
     if spatial != "lat/lon" and (lat is None or lon is None):
-        lat, lon = _by_name(da, _Y_NAMES) or lat, _by_name(da, _X_NAMES) or lon
+        lat, lon = reader.find_y(da) or lat, reader.find_x(da) or lon
     missing = [n for n, v in (("time", time), ("latitude/y", lat), ("longitude/x", lon)) if v is None]
     if missing:
         expected = "time, lat, lon" if spatial == "lat/lon" else "time, lat, lon (or time, y, x)"
@@ -166,7 +148,7 @@ def time_index(times: xr.DataArray | np.ndarray, step_units: str) -> np.ndarray:
 def _describe_step(steps: np.ndarray, step_units: str) -> str:
     unique = np.unique(steps)
     if unique.size == 1:
-        return f"{unique[0]:g} {step_units}"
+        return f"a step of {unique[0]:g} {step_units}"
     return f"irregular steps of {', '.join(f'{u:g}' for u in unique[:5])} {step_units}"
 
 
@@ -232,28 +214,33 @@ def normalise_units(da: xr.DataArray, expected: str, *, units: str | None = None
                     anomaly: bool = False) -> tuple[xr.DataArray, str | None]:
     """Return ``da`` in the ``expected`` units and a note for the attrs (None if unchanged).
 
-    Kelvin and Celsius convert (an anomaly's value is the same in both); identical strings
-    pass; a missing ``units`` attribute is taken to be ``expected``. Anything else raises
-    :class:`UnitsError`, suggesting ``units=``.
+    Units are read with pint (:func:`xearthformer._reader.unit_conversion`): every UDUNITS
+    spelling of Celsius and Kelvin (and ``"Deg C"``), and any other convertible pair (an
+    anomaly converts by the factor alone); a missing ``units`` attribute is taken to be
+    ``expected``. Anything else raises :class:`UnitsError`, suggesting ``units=``.
+
+    >>> import xarray as xr
+    >>> out, note = normalise_units(xr.DataArray([0.0], attrs={"units": "Deg C"}), "K")
+    >>> out.values.tolist(), note
+    ([273.15], 'converted from Deg C to K')
     """
     found = units if units is not None else da.attrs.get("units")
     if found is None or found == expected or not expected:
         return da, None
-    kinds = {"K": KELVIN_UNITS, "degC": CELSIUS_UNITS}
-    found_kind = next((k for k, names in kinds.items() if found in names), None)
-    expected_kind = next((k for k, names in kinds.items() if expected in names), None)
-    if found_kind and expected_kind:
-        if found_kind == expected_kind:
-            return da, None
-        shift = 0.0 if anomaly else (273.15 if expected_kind == "K" else -273.15)
-        out = da + shift if shift else da.copy()
-        out.attrs = {**da.attrs, "units": expected}
-        return out, f"converted from {found} to {expected}" + (" (anomaly: same values)" if anomaly else "")
-    raise UnitsError(
-        f"the data's units are {found!r}, which xearthformer cannot convert to the model's "
-        f"{expected!r}. If the values are in fact in {expected!r}, pass units={expected!r} (or fix "
-        "the units attribute)."
-    )
+    conversion = reader.unit_conversion(str(found), expected, anomaly=anomaly)
+    if conversion is None:
+        raise UnitsError(
+            f"the data's units are {found!r}, which xearthformer cannot convert to the model's "
+            f"{expected!r}. If the values are in fact in {expected!r}, pass units={expected!r} "
+            "(or fix the units attribute); if it is another quantity, pass the model's variable."
+        )
+    factor, shift = conversion
+    if reader.parse_units(str(found)) == reader.parse_units(expected):
+        return da, None  # another spelling of the same units
+    out = da * factor + shift if factor != 1.0 else (da + shift if shift else da.copy())
+    out.attrs = {**da.attrs, "units": expected}
+    return out, f"converted from {found} to {expected}" + (
+        " (anomaly: same values)" if anomaly and factor == 1.0 else "")
 
 
 def sample_windows(lengths: Sequence[int], window: int, stride: int = 1) -> np.ndarray:

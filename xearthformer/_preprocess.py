@@ -17,15 +17,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import _reader as reader
 from ._precision import coordinate_tolerance
 from ._layout import (
-    CELSIUS_UNITS,
-    KELVIN_UNITS,
     Dims,
     LayoutError,
     MissingDataError,
     MissingDimError,
     TimeStepError,
+    UnitsError,
     check_time_step,
     find_dims,
     normalise_units,
@@ -34,6 +34,7 @@ from ._layout import (
 from .zoo.model_dir import InputContract
 
 __all__ = [
+    "BadValueError",
     "GridError", "DtypeError", "InitError", "LeadError", "AnomalyError", "MissingVariableError",
     "RegridDependencyError", "Prepared", "prepare", "parse_lead", "select_inits",
     "normalised_context",
@@ -195,8 +196,11 @@ def select_inits(times: np.ndarray, init: Any, in_len: int, step_units: str) -> 
     if step_units == "months" and (np.issubdtype(times.dtype, np.datetime64) or times.dtype == object):
         data_m = time_index(xr.DataArray(times, dims="t"), "months")
         try:
-            want_m = time_index(xr.DataArray(pd.DatetimeIndex(pd.to_datetime(wanted)), dims="t"),
-                                "months")
+            if all(hasattr(w, "calendar") for w in wanted):  # cftime dates (any calendar)
+                want_m = np.array([w.year * 12 + w.month - 1 for w in wanted])
+            else:
+                want_m = time_index(xr.DataArray(pd.DatetimeIndex(pd.to_datetime(wanted)),
+                                                 dims="t"), "months")
         except (ValueError, TypeError):
             raise InitError(f"init={init!r} is not understood as times; expected dates.") from None
         lookup = {m: i for i, m in enumerate(data_m)}
@@ -222,10 +226,7 @@ def select_inits(times: np.ndarray, init: Any, in_len: int, step_units: str) -> 
 
 
 def _is_lon(da: xr.DataArray, dim: Hashable) -> bool:
-    attrs = da[dim].attrs if dim in da.coords else {}
-    return (attrs.get("standard_name") == "longitude" or str(attrs.get("units", "")).startswith(
-        "degree_e") or str(attrs.get("units", "")).startswith("degrees_e")
-        or "lon" in str(dim).lower())
+    return reader.is_longitude(da, dim) or "lon" in str(dim).lower()
 
 
 def _match(user: np.ndarray, model: np.ndarray, periodic: bool) -> np.ndarray | None:
@@ -342,19 +343,28 @@ def _conservative(src: xr.DataArray, dims: Dims, target: dict) -> xr.DataArray: 
 
 
 def _kind(units: str | None) -> str | None:
-    if units in KELVIN_UNITS:
-        return "K"
-    if units in CELSIUS_UNITS:
-        return "degC"
-    return None
+    return reader.temperature_kind(units) if units is not None else None
 
 
 def _absolute_shift(found: str | None, expected: str) -> float:
-    """What adding converts an absolute value from ``found`` to ``expected`` units."""
-    a, b = _kind(found), _kind(expected)
-    if a and b and a != b:
-        return 273.15 if b == "K" else -273.15
-    return 0.0
+    """What adding converts an absolute value from ``found`` to ``expected`` units.
+
+    Only shifts (Celsius <-> Kelvin) are undone on the way out; a scaling conversion (e.g.
+    Fahrenheit) raises :class:`UnitsError` asking for the data in the model's units.
+    """
+    if found is None or not expected or found == expected:
+        return 0.0
+    conversion = reader.unit_conversion(str(found), expected)
+    if conversion is None:
+        return 0.0  # not convertible: normalise_units raises with the full message
+    factor, shift = conversion
+    if factor != 1.0:
+        raise UnitsError(
+            f"the data's units {found!r} convert to the model's {expected!r} by a factor "
+            f"({factor:g}); xearthformer converts Celsius/Kelvin only. Convert the data to "
+            f"{expected!r} first."
+        )
+    return shift
 
 
 def _climatology_array(climatology: xr.DataArray, dims: Dims, contract: InputContract,
@@ -364,7 +374,13 @@ def _climatology_array(climatology: xr.DataArray, dims: Dims, contract: InputCon
             "climatology= must be a DataArray with a 'month' dim (12 calendar months) and the "
             "data's spatial dims, e.g. data.groupby('time.month').mean('time')."
         )
-    clim = climatology.transpose("month", dims.y, dims.x)
+    extra = [d for d in climatology.dims if d not in ("month", dims.y, dims.x)]
+    if any(climatology.sizes[d] != 1 for d in extra):
+        raise AnomalyError(
+            f"climatology= has dims {list(climatology.dims)}; expected 'month' and the data's "
+            f"spatial dims ({dims.y!r}, {dims.x!r}) only. Select or average the others first."
+        )
+    clim = climatology.squeeze(extra, drop=True).transpose("month", dims.y, dims.x)
     if clim.sizes["month"] != 12:
         raise AnomalyError(f"climatology= has {clim.sizes['month']} months; expected 12.")
     clim, _, _ = _to_model_grid(clim, dims, contract, regrid)
@@ -425,14 +441,19 @@ def _decide_kind(sample: xr.DataArray, contract: InputContract, clim: np.ndarray
 def _select_variables(data: xr.DataArray | xr.Dataset, contract: InputContract,
                       var: str | Sequence[str] | None) -> list[xr.DataArray]:
     if isinstance(data, xr.Dataset):
-        names = ([var] if isinstance(var, str) else list(var)) if var is not None else list(
-            contract.variables)
-        missing = [n for n in names if n not in data.data_vars]
+        if var is not None:  # var= always wins
+            names = [var] if isinstance(var, str) else list(var)
+            missing = [n for n in names if n not in data.data_vars]
+        else:
+            found = [reader.find_variable(data, n) for n in contract.variables]
+            missing = [n for n, f in zip(contract.variables, found) if f is None]
+            names = [f for f in found if f is not None]
         if missing:
             raise MissingVariableError(
                 f"the Dataset lacks the variable(s) {missing} the model needs (its variables: "
-                f"{list(contract.variables)}); the Dataset holds {list(data.data_vars)}. Rename "
-                "yours (ds.rename({'tos': 'sst'})) or pass var=NAME."
+                f"{list(contract.variables)}, found by name in any case or by CF standard_name); "
+                f"the Dataset holds {reader.data_variables(data)}. Pass var=NAME, rename yours "
+                "(ds.rename({'tos': 'sst'})) or set its standard_name attribute."
             )
         if len(names) != len(contract.variables):
             raise MissingVariableError(f"var={var!r} gives {len(names)} variable(s); the model "
@@ -451,7 +472,11 @@ def prepare(data: xr.DataArray | xr.Dataset, contract: InputContract, *, var=Non
             regrid: str | None = None, anomalies: bool | None = None,
             climatology: xr.DataArray | None = None, units: str | None = None) -> Prepared:
     """Check ``data`` against ``contract`` and plan the forecast (lazy for dask input)."""
-    arrays = _select_variables(data, contract, var)
+    arrays, notes = [], []
+    for da in _select_variables(data, contract, var):
+        da, decoded = reader.decode(da)
+        arrays.append(da)
+        notes += [n for n in decoded if n not in notes]
     first = arrays[0]
     for da in arrays:
         _check_dtype(da, contract)
@@ -461,7 +486,6 @@ def prepare(data: xr.DataArray | xr.Dataset, contract: InputContract, *, var=Non
                               "assign the time stamps (da.assign_coords(time=...)).")
     check_time_step(first[dims.time], step=contract.step, step_units=contract.step_units)
     order = (*dims.sample, dims.time, dims.y, dims.x)
-    notes: list[str] = []
     out_arrays = []
     user_order = None
     regridded = None
@@ -535,34 +559,151 @@ def context_windows(values: np.ndarray, positions: np.ndarray, in_len: int, offs
     return values[:, index]
 
 
+#: Policies for missing cells inside a context (``missing=``), and for bad values (``bad_values=``).
+MISSING_POLICIES = ("context", "strict")
+BAD_VALUE_POLICIES = ("raise", "mask", "clip")
+#: A context with more than this fraction of the model's sea (non-land) cells missing raises.
+MOSTLY_MISSING = 0.5
+#: Values more than this many of the model's ``scale`` from its ``offset`` (10 standard deviations
+#: of a z-scored model's input) are outside anything the model was trained on.
+MAX_NORMALISED = 10.0
+
+
+class BadValueError(LayoutError):
+    """Non-finite values, or values far outside the model's training range or valid range."""
+
+
+def check_policies(missing: str, bad_values: str) -> None:
+    """Raise :class:`ValueError` for an unknown ``missing=`` or ``bad_values=``."""
+    if missing not in MISSING_POLICIES:
+        raise ValueError(f"missing={missing!r} is not known; expected one of {MISSING_POLICIES}.")
+    if bad_values not in BAD_VALUE_POLICIES:
+        raise ValueError(f"bad_values={bad_values!r} is not known; expected one of "
+                         f"{BAD_VALUE_POLICIES}.")
+
+
+def _places(mask: np.ndarray, times: Sequence[Any], where: Any, n_t: int, k: int = 3) -> str:
+    """The first ``k`` places of ``mask`` (``"s n t h w c"``) as text."""
+    out = []
+    for _, n, t, h, w, _ in list(zip(*np.nonzero(mask)))[:k]:
+        init = str(times[n])[:19] if len(times) else n
+        if where is not None:
+            (yname, yv), (xname, xv) = where
+            cell = f"{yname}={float(yv[h]):g}, {xname}={float(xv[w]):g}"
+        else:
+            cell = f"row {h}, col {w}"
+        out.append(f"(init {init}, step {t - n_t + 1}, {cell})")
+    return ", ".join(out)
+
+
+def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy: str,
+                times: Sequence[Any], where: Any, stats: dict | None) -> np.ndarray:
+    """Apply ``bad_values=`` to the physical contexts ``raw``; returns ``raw - clim_term``
+    (anomalies where the model subtracts a climatology) with bad values masked or clipped."""
+    x = raw - clim_term
+    fix = ("Mask them (da.where(np.isfinite(da) & (abs(da) < LIMIT))) or fix the source; or pass "
+           "bad_values='mask' (treated as missing, see missing=) or bad_values='clip'.")
+    lo, hi = contract.offset - MAX_NORMALISED * abs(contract.scale), (
+        contract.offset + MAX_NORMALISED * abs(contract.scale))
+    with np.errstate(invalid="ignore"):
+        infinite = np.isinf(x)
+        far = ~infinite & ((x < lo) | (x > hi))
+        if np.ndim(clim_term) and np.isfinite(clim_term).any():  # no climatology at a cell:
+            c_lo, c_hi = np.nanmin(clim_term), np.nanmax(clim_term)  # its range bounds the data
+            far |= (np.isnan(x) & np.isfinite(raw)) & ((raw < c_lo + lo) | (raw > c_hi + hi))
+            x = np.where(np.isnan(x) & far, raw, x)  # named in the message by its value
+        outside = np.zeros_like(far)
+        if contract.valid_range is not None:
+            vlo, vhi = contract.valid_range
+            outside = np.isfinite(raw) & ((raw < vlo) | (raw > vhi))
+    n_t = x.shape[2]
+    problems = []
+    if infinite.any():
+        problems.append(f"{int(infinite.sum())} infinite value(s), e.g. at "
+                        f"{_places(infinite, times, where, n_t)}")
+    if far.any():
+        problems.append(
+            f"{int(far.sum())} value(s) more than {MAX_NORMALISED:g} times the model's scale "
+            f"({abs(contract.scale):g} {contract.units}) from its centre ({contract.offset:g}"
+            f"{' anomaly' if contract.anomaly else ''}), far outside its training data, e.g. "
+            f"{float(x[far].flat[0]):.6g} at {_places(far, times, where, n_t)}")
+    if outside.any():
+        problems.append(
+            f"{int(outside.sum())} value(s) outside the model's valid range "
+            f"{contract.valid_range}, e.g. {float(raw[outside].flat[0]):.6g} at "
+            f"{_places(outside, times, where, n_t)}")
+    if not problems:
+        return x
+    if policy == "raise":
+        raise BadValueError("the context holds " + "; ".join(problems) + ". " + fix)
+    if stats is not None:
+        stats["bad_values"] = stats.get("bad_values", 0) + int((infinite | far | outside).sum())
+    if policy == "mask":
+        return np.where(infinite | far | outside, np.nan, x)
+    # clip: to the valid range, then to the model's range (no climatology: stays missing)
+    base = np.clip(raw, *contract.valid_range) if contract.valid_range is not None else raw
+    return np.clip(base - clim_term, lo, hi)
+
+
 def normalised_context(windows: np.ndarray, contract: InputContract, land: np.ndarray,
                        clim: np.ndarray | None, months: np.ndarray | None,
-                       times: Sequence[Any] = ()) -> tuple[np.ndarray, np.ndarray]:
+                       times: Sequence[Any] = (), *, missing: str = "context",
+                       bad_values: str = "raise", where: Any = None,
+                       stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Physical contexts ``"s n t h w c"`` -> (normalised float32 contexts, land ``"s n h w c"``).
 
-    Land = the model's land mask, and cells missing at every context time; both are filled with
-    the normalised ``fill_value``. Other NaNs raise :class:`~xearthformer._layout.MissingDataError`.
-    ``months`` (``"n t"``, month index year*12+month-1) selects the climatology to subtract.
+    Land = the model's land mask plus the cells missing under the ``missing=`` policy, all
+    filled with the normalised ``fill_value`` (and NaN again in the forecast):
+
+    * ``"context"`` (default): a cell missing at *any* time of a context is missing for that
+      whole context (real archives have gaps that change from month to month: sea ice, sparse
+      observations). A context with more than :data:`MOSTLY_MISSING` of the model's sea cells
+      missing raises :class:`~xearthformer._layout.MissingDataError`.
+    * ``"strict"``: only cells missing at *every* context time are filled; any other NaN raises.
+
+    ``bad_values=`` (``"raise"``, ``"mask"``, ``"clip"``): infinite values, values more than
+    :data:`MAX_NORMALISED` times the model's scale from its offset, or outside the model's
+    ``valid_range`` raise :class:`BadValueError` naming where they are, or are masked (then
+    missing) or clipped. ``months`` (``"n t"``, year*12+month-1) selects the climatology to
+    subtract; ``where`` (``((y name, values), (x name, values))``) names places in messages;
+    ``stats`` (a dict) receives the counts of filled cells and bad values.
     """
-    x = np.asarray(windows, dtype=np.float64)
-    if clim is not None:
-        x = x - clim[months % 12][None, ..., None]
-    missing = np.isnan(x)
-    if missing.all():
+    raw = np.asarray(windows, dtype=np.float64)
+    clim_term = clim[months % 12][None, ..., None] if clim is not None else 0.0
+    x = _bad_values(raw, clim_term, contract, bad_values, times, where, stats)
+    missing_mask = np.isnan(x)
+    if missing_mask.all():
         raise MissingDataError("the context is entirely NaN; pass data with values (check the "
                                "variable, the time selection and the fill values).")
-    land_item = missing.all(axis=2) | land[None, None, :, :, None]
-    sporadic = missing & ~land_item[:, :, None]
-    if sporadic.any():
-        s, n, t, h, w, _ = np.nonzero(sporadic)
-        where = ", ".join(f"(init {str(times[k])[:19] if len(times) else k}, step {j - x.shape[2] + 1}"
-                          f", row {a}, col {b})" for k, j, a, b in list(zip(n, t, h, w))[:3])
-        raise MissingDataError(
-            f"{int(sporadic.sum())} missing value(s) inside the context outside land/missing "
-            f"cells, e.g. at {where}. Cells missing at every context time are treated as land; "
-            "fill or interpolate the others (da.interpolate_na('time'))."
-        )
-    xn = contract.normalise(x)
+    sea = ~np.asarray(land, bool)[None, None, :, :, None]
+    if missing == "strict":
+        land_item = missing_mask.all(axis=2) | ~sea
+        sporadic = missing_mask & ~land_item[:, :, None]
+        if sporadic.any():
+            raise MissingDataError(
+                f"{int(sporadic.sum())} missing value(s) inside the context outside land/missing "
+                f"cells, e.g. at {_places(sporadic, times, where, x.shape[2])}. With "
+                "missing='strict' only cells missing at every context time are treated as land; "
+                "fill or interpolate the others (da.interpolate_na('time')), or pass "
+                "missing='context'."
+            )
+    else:
+        land_item = missing_mask.any(axis=2) | ~sea
+        n_sea = max(int(sea.sum()), 1)
+        fraction = (land_item & sea).sum(axis=(2, 3)) / n_sea  # "s n c"
+        if (fraction > MOSTLY_MISSING).any():
+            s, n, _ = np.unravel_index(int(np.argmax(fraction)), fraction.shape)
+            init = str(times[n])[:19] if len(times) else n
+            raise MissingDataError(
+                f"the context of init {init} is mostly missing: {100 * fraction.max():.0f}% of "
+                f"the model's {n_sea} sea cells lack a value at some context time (more than "
+                f"{100 * MOSTLY_MISSING:.0f}% is refused). Check the variable, its fill values "
+                "and the region; choose inits with data, or fill the gaps first "
+                "(da.interpolate_na('time'))."
+            )
+    if stats is not None:
+        stats["missing_cells"] = stats.get("missing_cells", 0) + int((land_item & sea).sum())
+    xn = contract.normalise(np.where(missing_mask, 0.0, x))
     xn = np.where(np.broadcast_to(land_item[:, :, None], xn.shape),
                   contract.normalise(np.float64(contract.fill_value)), xn)
     return xn.astype(np.float32), land_item
@@ -579,4 +720,5 @@ def check_all_nan_context(prep: Prepared) -> None:
                                        "with values.")
 
 
-__all__ += ["stacked", "context_windows", "check_all_nan_context", "TimeStepError"]
+__all__ += ["stacked", "context_windows", "check_all_nan_context", "TimeStepError",
+            "check_policies", "MISSING_POLICIES", "BAD_VALUE_POLICIES"]

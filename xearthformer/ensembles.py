@@ -58,6 +58,8 @@ def ensemble(
     progress: bool | None = None,
     weights: str | os.PathLike | None = None,
     config: str | None = None,
+    missing: Literal["context", "strict"] = "context",
+    bad_values: Literal["raise", "mask", "clip"] = "raise",
 ) -> xr.DataArray | xr.Dataset:
     """Probabilistic forecasts with a PreDiff model, optionally knowledge-controlled.
 
@@ -104,7 +106,7 @@ def ensemble(
         member number: member ``m`` is the same whatever ``n`` and ``member_batch`` are.
     progress : bool, optional
         A progress bar over reverse steps (default: on a terminal).
-    var, regrid, anomalies, climatology, units, device, init, weights, config
+    var, regrid, anomalies, climatology, units, device, init, weights, config, missing, bad_values
         As for :func:`forecast`.
 
     Returns
@@ -136,7 +138,8 @@ def ensemble(
 
     plan = plan_forecast(data, lead=lead if lead is not None else 1, model=model, init=init,
                          var=var, regrid=regrid, anomalies=anomalies, climatology=climatology,
-                         units=units, device=device, weights=weights, config=config)
+                         units=units, device=device, weights=weights, config=config,
+                         missing=missing, bad_values=bad_values)
     loaded, c = plan.model, plan.contract
     if loaded.card.kind != "prediff":
         raise ModelKindError(f"model {loaded.name!r} is an {loaded.card.kind} model; ensemble() "
@@ -170,7 +173,9 @@ def ensemble(
     n_samples = stack.sizes["_sample"]
     job = _ChunkJob(spec=plan.spec, device=plan.device, contract=c, land=plan.prep.land,
                     clim=plan.prep.clim, months=plan.prep.month_index(), times=plan.prep.times,
-                    lead_steps=plan.lead_steps, unit_shift=plan.prep.unit_shift, batch_size=1)
+                    lead_steps=plan.lead_steps, unit_shift=plan.prep.unit_shift, batch_size=1,
+                    missing=missing, bad_values=bad_values, where=plan.where())
+    stats: dict | None = None
     h, w = c.grid_shape
     shape_tail = (len(scenarios), int(n), len(plan.lead_steps), h, w, stack.sizes["_channel"])
     if hasattr(stack.data, "dask"):
@@ -187,8 +192,9 @@ def ensemble(
                                           shape=(n_samples, 1, *shape_tail), dtype=np.float32))
         values = dsa.concatenate(parts, axis=1)
     else:
+        stats = {}
         values = _ensemble.run_ensemble_chunk(np.asarray(stack.values), plan.positions, 0, job,
-                                              settings)
+                                              settings, stats)
     # "s n k m l h w c": the kc_sigma dim only when a list was given
     extra: dict[str, Sequence[Any]] = {}
     if isinstance(kc_sigma, (list, tuple, np.ndarray)):
@@ -201,6 +207,7 @@ def ensemble(
             f"steps={steps}, inits={len(plan.inits)}, device={plan.device!r})")
     attrs = post.provenance(plan.prep, loaded, lead_values=plan.lead_values, device=plan.device,
                             seed=seed, rollout="none", call=call)
+    attrs.update(plan.policy_attrs(stats))
     info = c.alignment or {}
     attrs.update({"sampler": sampler, "steps": int(steps), "eta": eta,
                   "guide_scale": float(guide_scale), "guidance_norm": norm, "members": int(n)})

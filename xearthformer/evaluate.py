@@ -25,6 +25,7 @@ import dask
 import numpy as np
 import xarray as xr
 
+from . import _reader as reader
 from ._score_sums import _GROUP, _SPECS
 from .metrics import _validate as V
 from .metrics.baselines import BASELINES, lead_units, valid_times
@@ -231,18 +232,58 @@ def _resolve(model: str | ForecastFn, archive: xr.DataArray, base_period: Any) -
     return model_forecast, model
 
 
+def _check_step(times: np.ndarray, units: str) -> None:
+    """Refuse archives whose step is neither monthly nor sub-daily (e.g. yearly means)."""
+    if units != "minutes" or len(times) < 2 or not np.issubdtype(times.dtype, np.datetime64):
+        return
+    days = float(np.median(np.diff(times)).astype("timedelta64[s]").astype(np.int64)) / 86400.0
+    if days >= 1.0:
+        raise V.MetricsInputError(
+            f"the archive's time step is {days:g} days; evaluate scores monthly archives (leads "
+            "in months) and nowcasting archives (leads in minutes). Resample the archive to "
+            "months (archive.resample(time='MS').mean()), or evaluate your own forecasts with "
+            "the functions of xearthformer.metrics."
+        )
+
+
+def _position(index: Any, when: Any, units: str) -> int:
+    """Position of ``when`` on the archive's time axis; monthly archives match by calendar
+    month (stamps at month start, middle or end, any calendar, as ``at_valid_time`` does)."""
+    pos = int(index.get_indexer([when])[0])
+    if pos < 0 and units == "months":
+        months = [t.year * 12 + t.month for t in index]
+        pos = months.index(when.year * 12 + when.month) if (
+            when.year * 12 + when.month) in months else -1
+    return pos
+
+
 def _select_archive(archive: xr.DataArray | xr.Dataset, variable: str | None) -> xr.DataArray:
+    """The archive's variable, decoded, with its time dim (found by the package's one reader:
+    ``time``, ``TIME``, ``t``, CF attributes) named ``time`` for the chunk tasks."""
     if isinstance(archive, xr.Dataset):
-        names = list(archive.data_vars)
+        names = reader.data_variables(archive)  # bounds variables (time_bnds...) never count
         if variable is None and len(names) != 1:
             raise V.MetricsInputError(
                 f"the archive holds variables {names}; pass variable= to say which to evaluate."
             )
-        return archive[variable or names[0]]
+        if variable is not None and variable not in archive.data_vars:
+            raise V.MetricsInputError(
+                f"variable={variable!r} is not in the archive, which holds {names}."
+            )
+        archive = archive[variable or names[0]]
     if not isinstance(archive, xr.DataArray):
         raise V.MetricsInputError(
             f"archive must be an xarray DataArray or Dataset, not {type(archive).__name__}."
         )
+    archive, _ = reader.decode(archive)
+    time = reader.find_time(archive)
+    if time is not None and time != "time":
+        if "time" in archive.dims or "time" in archive.coords:
+            raise V.MetricsInputError(
+                f"the archive's time dimension is {time!r}, but it also has a 'time' "
+                f"{'dimension' if 'time' in archive.dims else 'coordinate'}; rename one of them."
+            )
+        archive = archive.rename({time: "time"})
     return archive
 
 
@@ -332,7 +373,8 @@ def evaluate(
         until that module exists). ``context`` holds the archive up to the chunk's last init:
         the function must use, for each init, only times up to that init.
     archive : xarray.DataArray or xarray.Dataset
-        Observations with dim ``time`` (opened lazily, e.g. with ``open_mfdataset`` or
+        Observations with a time dim (``time``, ``TIME``, ``t`` or CF attributes; the forecast
+        function sees it named ``time``), opened lazily (e.g. with ``open_mfdataset`` or
         ``open_zarr``): both the forecasts' context and their verification. Gaps in time
         raise :class:`~xearthformer.metrics.ArchiveGapError`.
     leads : int, str or sequence of int
@@ -392,6 +434,7 @@ def evaluate(
         raise V.MetricsInputError("chunk_size and context must be >= 1.")
     times = da["time"].values
     units = lead_units(times)
+    _check_step(times, units)
     inits = _select_inits(times, init, lead_list, units, context)
     fn, name = _resolve(model_or_forecast_fn, da, base_period)
     da = da.assign_coords(time=da["time"].assign_attrs(lead_units=units))  # for 1-step contexts
@@ -424,7 +467,7 @@ def evaluate(
             tasks.append(dask.delayed(_read_partial, pure=False)(store_path, key))
             continue
         first = time_index.get_loc(chunk[0]) - (context - 1)
-        end = time_index.get_indexer(valid_times(chunk[-1:], lead_list[-1:], units)[0])[0]
+        end = _position(time_index, valid_times(chunk[-1:], lead_list[-1:], units)[0][0], units)
         window = da.isel(time=slice(first, end + 1))
         tasks.append(task(_Window(window), chunk, lead_list, fn, groups, opts, store_path, key,
                           dask_key_name=f"evaluate-{key}-{uuid.uuid4().hex[:8]}"))

@@ -30,6 +30,7 @@ from . import _preprocess as pre
 from ._layout import LayoutError, MissingDataError, MissingDimError, TimeStepError, UnitsError
 from ._preprocess import (
     AnomalyError,
+    BadValueError,
     DtypeError,
     GridError,
     InitError,
@@ -44,7 +45,7 @@ __all__ = [
     "forecast", "ForecastPlan", "plan_forecast", "normalised_contexts",
     "wrap_output", "AnomalyError", "DtypeError", "GridError", "InitError", "LeadError",
     "LayoutError", "MissingDataError", "MissingDimError", "MissingVariableError",
-    "RegridDependencyError", "TimeStepError", "UnitsError", "ModelKindError",
+    "RegridDependencyError", "TimeStepError", "UnitsError", "ModelKindError", "BadValueError",
 ]
 
 DEFAULT_MODEL = "earthformer-demo-enso"
@@ -74,6 +75,34 @@ class ForecastPlan:
     lead_values: np.ndarray  # in step units
     lead_steps: np.ndarray  # in model steps
     device: str
+    missing: str = "context"  # policy for missing cells in a context (see normalised_context)
+    bad_values: str = "raise"  # policy for infinite / far-out values
+
+    def where(self) -> tuple | None:
+        """((y name, values), (x name, values)) of the model's grid, for messages."""
+        d, coords = self.prep.dims, self.prep.spatial_coords
+        if d.y in coords and d.x in coords:
+            return ((d.y, np.asarray(coords[d.y].values)), (d.x, np.asarray(coords[d.x].values)))
+        return None
+
+    def policy_attrs(self, stats: dict | None) -> dict[str, Any]:
+        """The missing/bad-value policies and (numpy input) their counts, for the attrs."""
+        n_sea = int((~self.prep.land).sum())
+        attrs: dict[str, Any] = {
+            "missing_policy": (f"{self.missing}: " + (
+                "cells missing at any time of a context are missing for that whole context "
+                "(filled for the model, NaN in the forecast)" if self.missing == "context" else
+                "only cells missing at every context time are filled; other NaN raise")),
+            "bad_values": self.bad_values,
+        }
+        if stats is not None:
+            attrs["missing_cells"] = int(stats.get("missing_cells", 0))
+            attrs["missing_cells_note"] = (f"(init, cell) pairs filled outside the model's land "
+                                           f"mask, summed over inits and samples ({n_sea} sea "
+                                           "cells per context)")
+            if stats.get("bad_values"):
+                attrs["bad_values_fixed"] = int(stats["bad_values"])
+        return attrs
 
     @property
     def contract(self) -> InputContract:
@@ -98,7 +127,8 @@ def plan_forecast(data: xr.DataArray | xr.Dataset, *, lead: int | Sequence[int],
                   init: Any = None, var: Any = None, regrid: str | None = None,
                   anomalies: bool | None = None, climatology: xr.DataArray | None = None,
                   units: str | None = None, device: str = "auto", weights: Any = None,
-                  config: str | None = None) -> ForecastPlan:
+                  config: str | None = None, missing: str = "context",
+                  bad_values: str = "raise") -> ForecastPlan:
     """Validate the input and the options and load the model: a :class:`ForecastPlan`.
 
     The first step of :func:`forecast` and :func:`ensemble`, public for custom model loops.
@@ -111,6 +141,7 @@ def plan_forecast(data: xr.DataArray | xr.Dataset, *, lead: int | Sequence[int],
     >>> plan.inits.astype("datetime64[M]"), plan.lead_values.tolist()
     (array(['1951-12'], dtype='datetime64[M]'), [1, 2, 3])
     """
+    pre.check_policies(missing, bad_values)
     device = _device(device)
     loaded, spec = _resolve_model(model, weights, config, device)
     if isinstance(model, LoadedModel):
@@ -124,7 +155,8 @@ def plan_forecast(data: xr.DataArray | xr.Dataset, *, lead: int | Sequence[int],
     positions = pre.select_inits(prep.times, init, contract.in_len, contract.step_units)
     return ForecastPlan(prep=prep, model=loaded, spec=spec, positions=positions,
                         inits=prep.times[positions], lead_values=lead_values,
-                        lead_steps=lead_steps, device=device)
+                        lead_steps=lead_steps, device=device, missing=missing,
+                        bad_values=bad_values)
 
 
 def normalised_contexts(plan: ForecastPlan, values: np.ndarray, positions: np.ndarray,
@@ -149,7 +181,8 @@ def normalised_contexts(plan: ForecastPlan, values: np.ndarray, positions: np.nd
     months = plan.prep.month_index()
     ctx_months = None if months is None else months[positions[:, None] + np.arange(-c.in_len + 1, 1)]
     return pre.normalised_context(windows, c, plan.prep.land, plan.prep.clim, ctx_months,
-                                  plan.prep.times[positions])
+                                  plan.prep.times[positions], missing=plan.missing,
+                                  bad_values=plan.bad_values, where=plan.where())
 
 
 def wrap_output(plan: ForecastPlan, values: Any, extra: dict[str, Sequence[Any]] | None = None
@@ -212,9 +245,13 @@ class _ChunkJob:
     lead_steps: np.ndarray
     unit_shift: float
     batch_size: int
+    missing: str = "context"
+    bad_values: str = "raise"
+    where: Any = None
 
 
-def _run_chunk(values: np.ndarray, positions: np.ndarray, offset: int, job: _ChunkJob) -> np.ndarray:
+def _run_chunk(values: np.ndarray, positions: np.ndarray, offset: int, job: _ChunkJob,
+               stats: dict | None = None) -> np.ndarray:
     """Physical ``"s time h w c"`` slab -> physical forecasts ``"s n l h w c"``."""
     from einops import rearrange  # noqa: PLC0415
 
@@ -224,7 +261,8 @@ def _run_chunk(values: np.ndarray, positions: np.ndarray, offset: int, job: _Chu
     ctx_months = (None if job.months is None
                   else job.months[positions[:, None] + np.arange(-c.in_len + 1, 1)])
     x, land = pre.normalised_context(windows, c, job.land, job.clim, ctx_months,
-                                     job.times[positions])
+                                     job.times[positions], missing=job.missing,
+                                     bad_values=job.bad_values, where=job.where, stats=stats)
     s, n = x.shape[:2]
     n_steps = int(job.lead_steps.max())
     y = _rollout(model.module, rearrange(x, "s n t h w c -> (s n) t h w c"),
@@ -263,6 +301,8 @@ def forecast(
     progress: bool | None = None,
     weights: str | os.PathLike | None = None,
     config: str | None = None,
+    missing: Literal["context", "strict"] = "context",
+    bad_values: Literal["raise", "mask", "clip"] = "raise",
 ) -> xr.DataArray | xr.Dataset:
     """Forecast labelled data with an Earthformer model.
 
@@ -318,6 +358,18 @@ def forecast(
     weights, config : path, str, optional
         A local checkpoint for a zoo name (``model=NAME, weights=PATH``), or the zoo name
         giving the configuration of ``model=PATH.pt`` (``config=NAME``); both work offline.
+    missing : {"context", "strict"}
+        ``"context"``: a cell missing at any time of a context (sea ice, sparse observations,
+        cells emptied by regridding) is missing for that whole context: filled for the model,
+        NaN in the forecast, counted in ``attrs["missing_cells"]``; a context with more than half
+        of the model's sea cells missing raises :class:`MissingDataError`. ``"strict"``: only
+        cells missing at every context time are filled, any other NaN raises. The policy is
+        recorded in ``attrs["missing_policy"]``.
+    bad_values : {"raise", "mask", "clip"}
+        Infinite values, values more than 10 times the model's scale from its centre (10
+        standard deviations of a z-scored model's input) and values outside the model's valid
+        range raise :class:`BadValueError` naming where they are; ``"mask"`` treats them as
+        missing, ``"clip"`` clips them to the model's range (recorded in the attrs).
 
     Returns
     -------
@@ -330,7 +382,7 @@ def forecast(
     Raises
     ------
     MissingDimError, TimeStepError, GridError, UnitsError, MissingDataError, DtypeError,
-    InitError, LeadError, MissingVariableError, AnomalyError
+    InitError, LeadError, MissingVariableError, AnomalyError, BadValueError
         All :class:`ValueError`; the message says what was found, what was expected and what
         to do. With dask input, NaN checks of the contexts happen at compute time.
     xearthformer.zoo.UnknownModelError, xearthformer.zoo.WeightsUnavailableError
@@ -352,7 +404,8 @@ def forecast(
         raise ValueError(f"batch_size={batch_size} must be >= 1.")
     plan = plan_forecast(data, lead=lead, model=model, init=init, var=var, regrid=regrid,
                          anomalies=anomalies, climatology=climatology, units=units,
-                         device=device, weights=weights, config=config)
+                         device=device, weights=weights, config=config, missing=missing,
+                         bad_values=bad_values)
     loaded, c = plan.model, plan.contract
     if loaded.card.kind != "earthformer":
         raise ModelKindError(f"model {loaded.name!r} is a {loaded.card.kind} model; use "
@@ -368,7 +421,9 @@ def forecast(
     job = _ChunkJob(spec=plan.spec, device=plan.device, contract=c, land=plan.prep.land,
                     clim=plan.prep.clim, months=plan.prep.month_index(), times=plan.prep.times,
                     lead_steps=plan.lead_steps, unit_shift=plan.prep.unit_shift,
-                    batch_size=batch_size)
+                    batch_size=batch_size, missing=missing, bad_values=bad_values,
+                    where=plan.where())
+    stats: dict | None = None
     h, w = c.grid_shape
     n_ch, n_lead = stack.sizes["_channel"], len(plan.lead_steps)
     if hasattr(stack.data, "dask"):
@@ -387,9 +442,9 @@ def forecast(
     else:
         raw = np.asarray(stack.values)
         bar = _progress(progress, len(chunks))
-        parts = []
+        parts, stats = [], {}
         for pos in chunks:
-            parts.append(_run_chunk(raw, pos, 0, job))
+            parts.append(_run_chunk(raw, pos, 0, job, stats))
             if bar is not None:
                 bar.update(1)
         if bar is not None:
@@ -403,6 +458,7 @@ def forecast(
             f"inits={len(plan.inits)}, device={plan.device!r})")
     attrs = post.provenance(plan.prep, loaded, lead_values=plan.lead_values, device=plan.device,
                             seed=seed, rollout=rollout, call=call)
+    attrs.update(plan.policy_attrs(stats))
     if isinstance(out, xr.Dataset):
         for name in out.data_vars:
             out[name].attrs = attrs

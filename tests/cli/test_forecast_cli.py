@@ -114,3 +114,29 @@ def test_quickstart_without_the_demo_model_says_so(tmp_path, capsys, monkeypatch
     assert main(["quickstart", "-o", str(tmp_path / "forecast.nc")]) == 2
     assert "demo model not found" in capsys.readouterr().err
     assert not (tmp_path / "forecast.nc").exists()
+
+
+def test_real_file_with_year_zero_and_the_policies(toy, infile, tmp_path, capsys) -> None:
+    from pathlib import Path
+
+    coads = Path(__file__).parents[1] / "data" / "real" / "coads_climatology_sst.nc"
+    out = tmp_path / "fc.nc"
+    # opened although xarray cannot decode year 0; absolute degC given to an anomaly model is
+    # refused (values far outside its training range), naming the fix; nothing written
+    code = main(["forecast", str(coads), "--lead", "1", "--model", str(toy), "--regrid",
+                 "linear", "--no-progress", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "training data" in err and "bad_values=" in err and not out.exists()
+    holey = tmp_path / "holey.nc"
+    with xr.open_dataset(infile) as ds:
+        ds = ds.load()
+    ds["sst"][-2, 12, 30] = np.nan
+    ds.to_netcdf(holey)
+    assert main(["forecast", str(holey), "--lead", "1", "--model", str(toy), "--missing",
+                 "strict", "--no-progress", "-o", str(out)]) == 2
+    assert "missing='context'" in capsys.readouterr().err and not out.exists()
+    assert main(["forecast", str(holey), "--lead", "1", "--model", str(toy), "--no-progress",
+                 "-o", str(out)]) == 0
+    with xr.open_dataset(out) as written:
+        assert written["sst"].attrs["missing_cells"] >= 1
+        assert bool(written["sst"].isel(init=0, lat=12, lon=30).isnull().all())

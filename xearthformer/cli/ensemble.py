@@ -10,7 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .forecast import open_input, parse_init, parse_lead, write_atomic, check_writable
+from .forecast import (
+    add_policy_arguments,
+    check_writable,
+    open_input,
+    parse_init,
+    parse_lead,
+    write_atomic,
+)
 
 
 def parse_kc_sigma(text: str | None) -> Any:
@@ -46,6 +53,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
     parser.add_argument("--member-batch", type=int, default=20, help="members per model call")
     parser.add_argument("--units", help="the data's units, if the attribute is missing/wrong")
+    add_policy_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
@@ -67,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
                    lead=None if args.lead is None else parse_lead(args.lead), model=args.model,
                    init=parse_init(args.init), steps=args.steps, sampler=args.sampler,
                    member_batch=args.member_batch, units=args.units, device=args.device,
-                   seed=args.seed, progress=args.progress)
+                   seed=args.seed, progress=args.progress, missing=args.missing,
+                   bad_values=args.bad_values)
     ens = ens.compute()
     ds.close()
     write_atomic(ens, args.output)

@@ -39,6 +39,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--regrid-back", action="store_true",
                         help="return the forecast on the input's grid")
     parser.add_argument("--units", help="the data's units, if the attribute is missing/wrong")
+    add_policy_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--batch-size", type=int, default=16, help="inits per model call")
     parser.add_argument("--seed", type=int, help="recorded in the output's attributes")
@@ -115,6 +116,15 @@ def write_atomic(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--missing`` and ``--bad-values`` (see docs/real-files.md)."""
+    parser.add_argument("--missing", choices=["context", "strict"], default="context",
+                        help="cells missing at any context time: missing for that context "
+                             "(default), or 'strict' (only always-missing cells are filled)")
+    parser.add_argument("--bad-values", choices=["raise", "mask", "clip"], default="raise",
+                        help="infinite or far-out values: raise (default), mask or clip")
+
+
 def open_input(path: str) -> Any:
     import xarray as xr
 
@@ -122,7 +132,12 @@ def open_input(path: str) -> Any:
         raise ValueError(f"input {path!r} not found; expected a netCDF file or a .zarr store.")
     if path.rstrip("/").endswith(".zarr") or os.path.isdir(path):
         return xr.open_zarr(path)
-    return xr.open_dataset(path)
+    try:
+        return xr.open_dataset(path)
+    except ValueError as err:  # e.g. a climatology in 'hours since 0000-01-01'
+        if "decode" not in str(err):
+            raise
+        return xr.open_dataset(path, decode_times=False)  # the reader decodes it (cftime)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     fc = forecast(data, lead=parse_lead(args.lead), model=args.model, init=parse_init(args.init),
                   regrid=args.regrid, regrid_back=args.regrid_back, units=args.units,
                   device=args.device, batch_size=args.batch_size, seed=args.seed,
-                  progress=args.progress, weights=args.weights, config=args.config)
+                  progress=args.progress, weights=args.weights, config=args.config,
+                  missing=args.missing, bad_values=args.bad_values)
     fc = fc.compute()
     ds.close()
     write_atomic(fc, args.output)

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .. import _reader as reader
 from .._precision import coordinate_tolerance
 
 __all__ = [
@@ -22,10 +23,6 @@ __all__ = [
     "ArchiveGapError",
     "ThresholdScaleWarning",
 ]
-
-_LAT_NAMES = ("lat", "latitude", "nav_lat", "y_lat")
-_LON_NAMES = ("lon", "longitude", "nav_lon", "x_lon")
-
 
 class MetricsInputError(ValueError):
     """Base class of the input errors raised by :mod:`xearthformer.metrics`."""
@@ -58,26 +55,23 @@ def is_dask(obj: xr.DataArray | xr.Dataset) -> bool:
     return hasattr(obj.data, "dask")
 
 
-def _find_coord(obj: xr.DataArray | xr.Dataset, names: tuple[str, ...], standard: str,
-                units: tuple[str, ...]) -> Hashable | None:
-    for name in obj.coords:
-        attrs = obj[name].attrs
-        if attrs.get("standard_name") == standard or attrs.get("units") in units:
-            return name
-    for name in names:
-        if name in obj.coords or name in obj.dims:
-            return name
-    return None
+def find_time_dim(obj: xr.DataArray | xr.Dataset) -> Hashable | None:
+    """The time dim of observations (``time``, ``TIME``, ``t``, CF attrs...), None if none.
+
+    Forecast dims (``init``, ``lead``) are never taken for it.
+    """
+    return reader.find_time(obj)
 
 
 def find_lat_lon(obj: xr.DataArray | xr.Dataset) -> tuple[Hashable, Hashable]:
     """Names of the 1-D latitude and longitude coordinates of ``obj``.
 
-    Found by ``standard_name``/``units`` attributes first, then by the usual names.
-    Raises :class:`GridError` when either is missing or not one-dimensional.
+    Found by the package's one reader (:mod:`xearthformer._reader`): CF attributes first, then
+    the usual names in any case. Raises :class:`GridError` when either is missing or not
+    one-dimensional.
     """
-    lat = _find_coord(obj, _LAT_NAMES, "latitude", ("degrees_north", "degree_north", "degrees_N"))
-    lon = _find_coord(obj, _LON_NAMES, "longitude", ("degrees_east", "degree_east", "degrees_E"))
+    lat = reader.find_lat(obj, dims_only=False)
+    lon = reader.find_lon(obj, dims_only=False)
     if lat is None or lon is None:
         missing = " and ".join(n for n, v in (("latitude", lat), ("longitude", lon)) if v is None)
         raise GridError(
@@ -206,6 +200,10 @@ def missing_times(times: Any) -> tuple[list[str], str]:
     if monthly:
         gone = np.setdiff1d(np.arange(months.min(), months.max() + 1), months)
         return [f"{m // 12:04d}-{m % 12 + 1:02d}" for m in gone], "1 month"
+    if 365 <= float(np.median(days)) <= 366:  # yearly (e.g. seasonal means): by calendar year
+        years = np.asarray(t.year)
+        gone = np.setdiff1d(np.arange(years.min(), years.max() + 1), years)
+        return [f"{y:04d}" for y in gone], "1 year"
     step = pd.Timedelta(np.median(np.diff(t.values)))
     gone = pd.date_range(t[0], t[-1], freq=step).difference(t)
     return [str(g) for g in gone], str(step)

@@ -23,6 +23,7 @@ from ._validate import (
     at_valid_time,
     check_matching_coords,
     find_lat_lon,
+    find_time_dim,
 )
 from .indices import nino34
 
@@ -82,8 +83,9 @@ def _as_index(data: xr.DataArray, climatology: Any, weights: Any) -> tuple[xr.Da
 
 
 def _observed_index(observed: xr.DataArray, p: xr.DataArray, window: int) -> xr.DataArray:
-    if "time" in observed.dims:
-        return at_valid_time(forward_mean(observed, window, dim="time"), p)
+    time = find_time_dim(observed)
+    if time is not None:
+        return at_valid_time(forward_mean(observed, window, dim=time), p, time_dim=time)
     if "lead" in observed.dims:
         missing = sorted(set(p["lead"].values.tolist()) - set(observed["lead"].values.tolist()))
         if missing:
@@ -199,9 +201,9 @@ def enso_skill(
         "index_rmse": np.sqrt(mse_l),
         "nino_rmse": np.sqrt(mse_l).mean("lead"),
     })
-    if is_field and "time" in observed.dims:
+    if is_field and find_time_dim(observed) is not None:
         fc = forecast.mean(member_dim) if member_dim in forecast.dims else forecast
-        ob = at_valid_time(observed, fc)
+        ob = at_valid_time(observed, fc, time_dim=find_time_dim(observed))
         err = (fc.reset_coords(drop=True) - ob.reset_coords(drop=True)) ** 2
         others = [d for d in err.dims if d != "lead"]
         out = out.merge(xr.Dataset({"mse": err.mean(others), "MSE": err.mean()}),

@@ -10,7 +10,8 @@ import numpy as np
 from .._precision import coordinate_tolerance
 import xarray as xr
 
-from ._validate import BasePeriodError, GridError, MetricsInputError, find_lat_lon
+from .. import _reader as reader
+from ._validate import BasePeriodError, GridError, MetricsInputError, find_lat_lon, find_time_dim
 
 __all__ = ["NINO34_REGION", "nino34", "oni", "monthly_climatology", "box_mean"]
 
@@ -133,9 +134,12 @@ def _covers(first: Any, last: Any, period: slice) -> bool:
 
 
 def monthly_climatology(
-    data: xr.DataArray, base_period: Any = None, *, time_dim: str = "time"
+    data: xr.DataArray, base_period: Any = None, *, time_dim: Hashable | None = None
 ) -> xr.DataArray:
     """Mean of each calendar month over ``base_period`` (default: the whole record).
+
+    ``time_dim`` defaults to the data's time dim as the package's reader finds it (``time``,
+    ``TIME``, ``t``, CF attributes).
 
     Raises :class:`BasePeriodError` when the period is not covered by the data or
     lacks a calendar month.
@@ -148,9 +152,12 @@ def monthly_climatology(
     >>> monthly_climatology(da, ("2000", "2001")).values[:3]
     array([6., 7., 8.])
     """
+    if time_dim is None:
+        time_dim = find_time_dim(data) or "time"
     if time_dim not in data.dims:
         raise MetricsInputError(
             f"no {time_dim!r} dimension to compute a climatology over; dims are {list(data.dims)}."
+            " Expected a time dimension (named time/TIME/t or with CF attributes); pass time_dim=."
         )
     if base_period is not None:
         period = _period_slice(base_period)
@@ -174,8 +181,9 @@ def monthly_climatology(
 
 
 def _months(index: xr.DataArray) -> xr.DataArray:
-    if "time" in index.dims:
-        return index["time"].dt.month
+    time = find_time_dim(index)
+    if time is not None:
+        return index[time].dt.month
     if "valid_time" in index.coords:
         return index["valid_time"].dt.month
     raise MetricsInputError(
@@ -187,10 +195,13 @@ def _months(index: xr.DataArray) -> xr.DataArray:
 def _index_climatology(climatology: Any, index: xr.DataArray, region, weights,
                        base_period: Any) -> tuple[xr.DataArray | float, str]:
     if climatology is None:
-        if "time" not in index.dims:
+        if find_time_dim(index) is None:
             raise MetricsInputError(
-                "a forecast needs climatology=: pass the observed SST (dim 'time'), its monthly "
-                "climatology (dim 'month'), or 0 when the forecast already holds anomalies."
+                f"a forecast needs climatology= (no time dimension found in dims "
+                f"{list(index.dims)}, so the data are taken for a forecast): pass the observed SST "
+                "(with a time dim), its monthly climatology (dim 'month'), or 0 when the forecast "
+                "already holds anomalies. Observations need a time dim named time/TIME/t or "
+                "with CF attributes (axis='T' or standard_name='time')."
             )
         return monthly_climatology(index, base_period), "the data themselves"
     if isinstance(climatology, (int, float, np.number)):
@@ -207,7 +218,7 @@ def _index_climatology(climatology: Any, index: xr.DataArray, region, weights,
         pass  # already an index
     if "month" in clim.dims:
         return clim, "given monthly climatology"
-    if "time" in clim.dims:
+    if find_time_dim(clim) is not None:
         return monthly_climatology(clim, base_period), "the given observations"
     raise MetricsInputError(
         f"climatology has dims {list(climatology.dims)}; expected a 'month' dimension (a monthly "
@@ -227,7 +238,8 @@ def nino34(
 
     The box is found by coordinates (either longitude convention, either latitude order,
     any resolution); the mean is cos(latitude)-weighted by default. The anomaly is taken
-    against a monthly climatology, matched by calendar month of ``time`` (observations)
+    against a monthly climatology, matched by calendar month of the time dim (observations:
+    ``time``, ``TIME``, ``t`` or CF attributes, found by the package's one reader)
     or of ``valid_time`` (forecasts; dims ``init``, ``lead``, ``member`` are kept).
 
     Parameters
@@ -263,6 +275,7 @@ def nino34(
     >>> nino34(sst, base_period=("2000", "2001")).values[:3]
     array([-6., -6., -6.])
     """
+    sst, _ = reader.decode(sst)  # undecoded CF time, packed integers
     index = box_mean(sst, region, weights=weights)
     clim, source = _index_climatology(climatology, index, region, weights, base_period)
     if isinstance(clim, float):
@@ -318,7 +331,7 @@ def oni(
             ) from None
         index = sst
     if dim is None:
-        dim = "time" if "time" in index.dims else "lead"
+        dim = find_time_dim(index) or "lead"
     if dim not in index.dims:
         raise MetricsInputError(
             f"cannot smooth along {dim!r}: dims are {list(index.dims)}; expected 'time' or 'lead'."

@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-LAT_NAMES = ("lat", "latitude", "nav_lat")
-LON_NAMES = ("lon", "longitude", "nav_lon")
-Y_NAMES = ("y", "rlat", "row")
-X_NAMES = ("x", "rlon", "col")
+from .. import _reader as reader
+
+LAT_NAMES = reader.LAT_NAMES
+LON_NAMES = reader.LON_NAMES
+Y_NAMES = reader.Y_NAMES
+X_NAMES = reader.X_NAMES
 
 
 class PlotInputError(ValueError):
@@ -67,33 +69,19 @@ def _find(names: tuple[str, ...], candidates: list[Hashable]) -> Hashable | None
     return None
 
 
-def _find_by_attrs(da: xr.DataArray, kind: str) -> Hashable | None:
-    units = {"lat": ("degrees_north", "degree_north", "degrees_n"),
-             "lon": ("degrees_east", "degree_east", "degrees_e")}[kind]
-    standard = {"lat": "latitude", "lon": "longitude"}[kind]
-    for name in da.dims:
-        if name in da.coords:
-            attrs = da[name].attrs
-            unit = str(attrs.get("units", "")).lower()
-            if attrs.get("standard_name") == standard or unit in units:
-                return name
-    return None
-
-
 def spatial_dims(da: xr.DataArray) -> SpatialDims:
-    """Find the spatial dims of ``da``: lat/lon (by name or CF attrs), else y/x.
+    """Find the spatial dims of ``da``: lat/lon, else y/x, as the package's one reader
+    (:mod:`xearthformer._reader`) finds them (CF attributes, then names in any case).
 
     Raises
     ------
     MissingSpatialDimsError
         Naming the dims found, when neither lat/lon nor y/x dims exist.
     """
-    dims = list(da.dims)
-    lat = _find(LAT_NAMES, dims) or _find_by_attrs(da, "lat")
-    lon = _find(LON_NAMES, dims) or _find_by_attrs(da, "lon")
+    lat, lon = reader.find_lat(da), reader.find_lon(da)
     if lat is not None and lon is not None:
         return SpatialDims(y=lat, x=lon, geographic=True, lat=lat, lon=lon)
-    y, x = _find(Y_NAMES, dims), _find(X_NAMES, dims)
+    y, x = reader.find_y(da), reader.find_x(da)
     if y is not None and x is not None:
         coords = list(da.coords)
         lat2, lon2 = _find(LAT_NAMES, coords), _find(LON_NAMES, coords)

@@ -447,13 +447,13 @@ def _fit(*, model: Any, train: Any, valid: Any, var: str | None, in_len: int, ou
 
 def _is_geographic(da: xr.DataArray, dim: Any) -> bool:
     """Whether a spatial dim is a latitude or longitude (by CF attributes or by name)."""
-    from .._layout import _LAT_NAMES, _LON_NAMES
+    from .. import _reader as reader
 
     attrs = da[dim].attrs if dim in da.coords else {}
-    return (str(attrs.get("standard_name", "")) in ("latitude", "longitude", "grid_latitude",
-                                                    "grid_longitude")
+    return (str(attrs.get("standard_name", "")) in ("grid_latitude", "grid_longitude")
             or str(attrs.get("units", "")).lower().startswith("degree")
-            or str(dim).lower() in _LAT_NAMES + _LON_NAMES)
+            or str(dim).lower() in ("rlat", "rlon")
+            or reader.is_latitude(da, dim) or reader.is_longitude(da, dim))
 
 
 def _check_loss_and_augment(loss: Any, augment: Any, kind: str, prepared: Any) -> None:

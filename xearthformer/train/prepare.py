@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .. import _reader as reader
 from .._precision import coordinate_tolerance
 from .._layout import (
     Dims,
@@ -68,7 +69,7 @@ def select_variable(data: xr.DataArray | xr.Dataset, var: str | None) -> xr.Data
             f"training data must be an xarray DataArray or Dataset, not {type(data).__name__}; "
             "open files with xarray.open_dataset or open_mfdataset first."
         )
-    names = [str(v) for v in data.data_vars]
+    names = [str(v) for v in reader.data_variables(data)]  # bounds variables never count
     if var is None:
         if len(names) != 1:
             raise TrainingError(
@@ -76,7 +77,10 @@ def select_variable(data: xr.DataArray | xr.Dataset, var: str | None) -> xr.Data
             )
         var = names[0]
     if var not in data.data_vars:
-        raise TrainingError(f"no variable {var!r} in the Dataset; it has {names}. Pass var=.")
+        found = reader.find_variable(data, var)  # by name in any case, or CF standard_name
+        if found is None:
+            raise TrainingError(f"no variable {var!r} in the Dataset; it has {names}. Pass var=.")
+        return data[found].rename(var)
     return data[var]
 
 
@@ -237,9 +241,9 @@ def prepare_training_data(
     MissingDimError, TimeStepError, UnitsError, MissingDataError, NotEnoughDataError,
     GridMismatchError
     """
+    da, notes = reader.decode(da)  # packed integers, undecoded CF time
     dims = find_dims(da)
     step, step_units = infer_step(da[dims.time])
-    notes: list[str] = []
     if base is not None:
         step, step_units = _check_against_base(da, dims, base, step, step_units)
         da, note = normalise_units(da, base.units, units=units, anomaly=base.anomaly)
@@ -341,6 +345,7 @@ def prepare_validation_data(
     """Validate the validation split against the training contract (same grid, step,
     units; NaN only on land) and warn if it overlaps the training data."""
     c = train.contract
+    da, _ = reader.decode(da)
     dims = find_dims(da)
     _check_against_base(da, dims, c, *infer_step(da[dims.time]))
     da, note = normalise_units(da, c.units, units=units, anomaly=c.anomaly)
