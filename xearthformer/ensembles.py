@@ -26,6 +26,8 @@ from .zoo import LoadedModel
 __all__ = ["ensemble", "EnsembleOptionError", "DEFAULT_ENSEMBLE_MODEL"]
 
 DEFAULT_ENSEMBLE_MODEL = "prediff-demo-enso"
+#: DPM-Solver++ steps when ``steps`` is not given (benchmarks/bench_ensemble.py, issue 23)
+DPMPP_DEFAULT_STEPS = 15
 
 
 def _models_with_alignment() -> list[str]:
@@ -43,7 +45,7 @@ def ensemble(
     model: str | os.PathLike | LoadedModel = DEFAULT_ENSEMBLE_MODEL,
     init: Any = None,
     steps: int | None = None,
-    sampler: Literal["ddim", "ddpm"] = "ddim",
+    sampler: Literal["ddim", "ddpm", "dpmpp"] = "ddim",
     eta: float | None = None,
     guide_scale: float | None = None,
     norm: Literal["per_sample", "batch"] = "per_sample",
@@ -83,10 +85,13 @@ def ensemble(
     model : str, path or LoadedModel
         A PreDiff zoo name (``"prediff-demo-enso"``, ``"prediff-demo-storms"``) or directory.
     steps : int, optional
-        DDIM steps (default: the steps the model's guide scale was tuned for).
-    sampler : {"ddim", "ddpm"}
+        Denoising steps of ``"ddim"`` (default: the steps the model's guide scale was tuned
+        for) or ``"dpmpp"`` (default 15).
+    sampler : {"ddim", "ddpm", "dpmpp"}
         ``"ddpm"``: PreDiff's ancestral sampler over the whole schedule (slow, ``steps``
-        ignored); ``"ddim"``: fewer steps.
+        ignored); ``"ddim"``: fewer steps; ``"dpmpp"``: DPM-Solver++(2M), a second-order
+        solver that needs fewer steps than DDIM for the same accuracy
+        (:class:`~xearthformer.diffusion.DPMSolverSampler`; ``eta`` does not apply).
     eta : float, optional
         DDIM stochasticity (0 deterministic given the initial noise; 1 DDPM-like); default
         the model's.
@@ -153,7 +158,8 @@ def ensemble(
         raise EnsembleOptionError("kc_sigma=[] is empty; give None, a number or a list of numbers.")
     tuned = loaded.card.training.get("sampler", {}) if isinstance(loaded.card.training, dict) else {}
     tuned_steps = int(tuned.get("num_steps", 50))
-    steps = tuned_steps if steps is None else steps
+    if steps is None:
+        steps = DPMPP_DEFAULT_STEPS if sampler == "dpmpp" else tuned_steps
     _ensemble.check_settings(loaded, n=n, kc_sigma=scenarios, steps=steps, sampler=sampler,
                              available_with_alignment=_models_with_alignment())
     if sampler == "ddpm":

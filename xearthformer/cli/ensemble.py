@@ -42,8 +42,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--lead", help="N or a list 1,3,6 (default: the model's output length)")
     parser.add_argument("--model", default="prediff-demo-enso", help="PreDiff zoo name or directory")
     parser.add_argument("--init", help="'last' (default), a time, START:END, or T1,T2,...")
-    parser.add_argument("--steps", type=int, help="DDIM steps (default: the model's tuned value)")
-    parser.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    parser.add_argument("--steps", type=int,
+                        help="denoising steps (default: DDIM the model's tuned value, dpmpp 15)")
+    parser.add_argument("--sampler", choices=["ddim", "ddpm", "dpmpp"], default="ddim")
     parser.add_argument("--member-batch", type=int, default=20, help="members per model call")
     parser.add_argument("--units", help="the data's units, if the attribute is missing/wrong")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
