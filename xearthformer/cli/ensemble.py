@@ -2,7 +2,8 @@
 
 A PreDiff ensemble of a netCDF file (or zarr store), optionally knowledge-controlled, written
 atomically like ``xearthformer forecast`` (a temporary sibling renamed into place). Bad input
-exits with code 2 and one line.
+exits with code 2 and one line. With ``--scheduler tcp://...`` or ``--scheduler-file FILE``
+the inits run on that dask cluster, one task per init.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ._cluster import add_cluster_options, connect
 from .forecast import open_input, parse_init, parse_lead, write_atomic, check_writable
 
 
@@ -51,15 +53,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     parser.add_argument("-o", "--output", required=True, help="output file (.nc or .zarr)")
+    add_cluster_options(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.output)
+    with connect(args) as client:  # on a cluster: lazy input, one task per init
+        return _run(args, open_input(args.input, chunks=None if client is None else {}))
+
+
+def _run(args: argparse.Namespace, ds: Any) -> int:
     from xearthformer.ensembles import ensemble
 
-    check_writable(args.output)
-    ds = open_input(args.input)
     if args.var and args.var not in ds.data_vars:
         raise ValueError(f"variable {args.var!r} is not in {args.input} (it holds "
                          f"{list(ds.data_vars)}); pass --var with one of them.")
