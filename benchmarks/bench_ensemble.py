@@ -53,12 +53,14 @@ def spread_skill_ratio(ens: xr.DataArray, obs_archive: xr.DataArray) -> float:
     return float(metrics.spread_skill(ens, obs, dim=["init", "lead", "lat", "lon"])["ratio"])
 
 
-def run_sampler(sst: xr.DataArray, inits, *, sampler: str, steps: int, members: int, seed: int):
+def run_sampler(sst: xr.DataArray, inits, *, sampler: str, steps: int, members: int, seed: int,
+                eta: float | None = None):
     times, parts = [], []
     for init in inits:
         start = time.perf_counter()
         ens = xearthformer.ensemble(sst, n=members, model=MODEL, init=[init], sampler=sampler,
-                                    steps=steps, seed=seed, progress=False, member_batch=members)
+                                    steps=steps, seed=seed, progress=False, member_batch=members,
+                                    eta=eta)
         times.append(time.perf_counter() - start)
         parts.append(ens)
     return xr.concat(parts, "init"), times
@@ -71,7 +73,7 @@ def run_interleaved(sst: xr.DataArray, inits, configs, *, members: int, seed: in
     for init in inits:
         for config in configs:
             runs[config].append(run_sampler(sst, [init], sampler=config[0], steps=config[1],
-                                            members=members, seed=seed))
+                                            eta=config[2], members=members, seed=seed))
     return {config: (xr.concat([e for e, _ in parts], "init"), [t[0] for _, t in parts])
             for config, parts in runs.items()}
 
@@ -84,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--compare", default="dpmpp:10,dpmpp:15",
-                        help="sampler:steps run against DDIM, comma-separated (dpmpp:10,dpmpp:15)")
+                        help="sampler:steps[:eta] run against DDIM, comma-separated "
+                             "(dpmpp:10,dpmpp:15; eta: the model's unless given)")
     parser.add_argument("--skip-ddpm", action="store_true", help="no DDPM-1000 reference")
     parser.add_argument("--quick", action="store_true", help="2 inits, DDIM-200 in place of DDPM")
     parser.add_argument("--json", help="write the figures here")
@@ -97,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     candidates = sst.time.values[11:-14]
     inits = candidates[np.linspace(0, len(candidates) - 1, n_inits).round().astype(int)]
 
-    compare = [v.strip().partition(":") for v in args.compare.split(",") if v.strip()]
-    configs = [("ddim", args.ddim_steps)] + [(name, int(n)) for name, _, n in compare]
+    compare = [v.strip().split(":") for v in args.compare.split(",") if v.strip()]
+    configs = [("ddim", args.ddim_steps, None)] + [
+        (c[0], int(c[1]), float(c[2]) if len(c) > 2 else None) for c in compare]
     runs = run_interleaved(sst, inits, configs, members=args.members, seed=args.seed)
     ddim, t_ddim = runs[configs[0]]
     c_ddim, r_ddim = crps(ddim, sst), spread_skill_ratio(ddim, sst)
@@ -106,14 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch {torch.__version__}, {args.threads} threads, {args.members} members, "
           f"{n_inits} held-out inits, model {MODEL}")
     print(f"ddim-{args.ddim_steps:<5d} | {med_ddim:7.2f} s per init | CRPS {c_ddim:.4f} K | "
-          f"spread-skill {r_ddim:.3f}")
+          f"spread-skill {r_ddim:.3f} | eta {ddim.attrs['eta']:g} (the model's)")
     figures = {"inits": [str(i)[:10] for i in inits], "ddim_seconds": t_ddim,
                "crps_ddim": c_ddim, "spread_skill_ddim": r_ddim}
     for config in configs[1:]:
         ens, t = runs[config]
         c, r, med = crps(ens, sst), spread_skill_ratio(ens, sst), statistics.median(t)
         ok = c <= 1.02 * c_ddim and abs(r - r_ddim) <= 0.1
-        label = f"{config[0]}-{config[1]}"
+        label = f"{config[0]}-{config[1]}" + ("" if config[2] is None else f"-eta{config[2]:g}")
         print(f"{label:<10s} | {med:7.2f} s per init | CRPS {c:.4f} K "
               f"({c / c_ddim:.3f}x ddim) | spread-skill {r:.3f} ({r - r_ddim:+.3f}) | "
               f"{med_ddim / med:.1f}x faster | target (CRPS <= 1.02x, |d spread-skill| <= 0.1): "

@@ -118,7 +118,7 @@ def _pipeline(model: LoadedModel, settings: EnsembleSettings, controlled: bool):
     elif settings.sampler == "dpmpp":
         from .diffusion import DPMSolverSampler  # noqa: PLC0415
 
-        sampler = DPMSolverSampler(schedule, num_steps=settings.steps)
+        sampler = DPMSolverSampler(schedule, num_steps=settings.steps, eta=settings.eta)
     else:
         sampler = DDIMSampler(schedule, num_steps=settings.steps, eta=settings.eta)
     method = control_method(model)

@@ -91,10 +91,10 @@ def ensemble(
         ``"ddpm"``: PreDiff's ancestral sampler over the whole schedule (slow, ``steps``
         ignored); ``"ddim"``: fewer steps; ``"dpmpp"``: DPM-Solver++(2M), a second-order
         solver that needs fewer steps than DDIM for the same accuracy
-        (:class:`~xearthformer.diffusion.DPMSolverSampler`; ``eta`` does not apply).
+        (:class:`~xearthformer.diffusion.DPMSolverSampler`; ``eta`` 0 or 1).
     eta : float, optional
         DDIM stochasticity (0 deterministic given the initial noise; 1 DDPM-like); default
-        the model's.
+        the model's. For ``"dpmpp"``: 0 (ODE solver) or 1 (SDE solver).
     guide_scale : float, optional
         Knowledge-control strength. Default: the model's tuned value, scaled by
         ``tuned_steps / steps`` (each DDIM step applies the shift once).
@@ -165,6 +165,10 @@ def ensemble(
     if sampler == "ddpm":
         steps = int((loaded.card.official_kwargs.get("schedule") or {}).get("timesteps", 1000))
     eta = float(tuned.get("eta", 0.0)) if eta is None else float(eta)
+    if sampler == "dpmpp" and eta not in (0.0, 1.0):
+        raise EnsembleOptionError(f"eta={eta!r}: sampler='dpmpp' takes eta=0 (the ODE solver, "
+                                  "deterministic given the initial noise) or eta=1 (the SDE "
+                                  "solver, noise at every step).")
     if guide_scale is None:
         guide_scale = float(loaded.card.training.get("guide_scale", 1.0)) * tuned_steps / steps
     settings = _ensemble.EnsembleSettings(

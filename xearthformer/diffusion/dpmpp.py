@@ -26,7 +26,15 @@ every step has a similar ``h``. With DDIM's steps, evenly spaced in ``t`` (``spa
 (``tests/diffusion/test_dpmpp.py``) the solver is then *less* accurate than DDIM at 8-20 steps;
 with ``"logsnr"`` its error falls as ``num_steps**-2`` and is 5-10x below DDIM's at 10-20 steps.
 
-The sampler is deterministic given ``z_T``. Knowledge control works as in
+With ``eta = 0`` the sampler is deterministic given ``z_T`` (the ODE solver). With ``eta = 1``
+it is SDE-DPM-Solver++(2M) (diffusers' ``algorithm_type="sde-dpmsolver++"``): the same
+multistep update with ``exp(-h)`` and ``1 - exp(-h)`` replaced by ``exp(-2h)``-terms,
+
+    z_{t_i} = sigma_{t_i} / sigma_{t_{i-1}} exp(-h_i) z_{t_{i-1}} + alpha_{t_i} (1 - exp(-2 h_i)) D
+              + sigma_{t_i} sqrt(1 - exp(-2 h_i)) n,   n ~ N(0, I),
+
+whose first-order step is DDIM's with ``eta = 1`` (the DDPM posterior), noise and all. Knowledge
+control works as in
 :class:`~xearthformer.diffusion.DDIMSampler`: a guidance with ``correct_start`` corrects each
 clean estimate ``D`` before it is used (and stored for the next step), and a mean-shift guidance
 shifts each new latent by ``-sigma_t * guide_scale * grad`` with the DDPM posterior standard
@@ -43,7 +51,7 @@ import torch
 from torch import Tensor
 
 from xearthformer.diffusion.guidance import Guidance
-from xearthformer.diffusion.samplers import Denoiser, StepCallback, _Sampler
+from xearthformer.diffusion.samplers import Denoiser, StepCallback, _noise, _Sampler
 from xearthformer.diffusion.schedule import NoiseSchedule
 from xearthformer.nn._validation import ConfigError
 
@@ -59,6 +67,9 @@ class DPMSolverSampler(_Sampler):
         PreDiff's schedule by default.
     num_steps : int
         Steps visited (one denoiser call each), from ``T-1`` down to 0, ``1 <= num_steps <= T``.
+    eta : {0, 1}
+        0: the ODE solver (deterministic given ``z_T``); 1: the SDE solver, which adds noise
+        at every step but the last, like DDIM with ``eta = 1``.
     spacing : {"logsnr", "linear"}
         ``"logsnr"``: evenly spaced in ``lambda`` (default); ``"linear"``: evenly spaced in
         ``t``, the steps of :class:`~xearthformer.diffusion.DDIMSampler`.
@@ -84,6 +95,7 @@ class DPMSolverSampler(_Sampler):
         schedule: NoiseSchedule | None = None,
         *,
         num_steps: int = 15,
+        eta: float = 0.0,
         spacing: Literal["logsnr", "linear"] = "logsnr",
         clip_denoised: bool = False,
     ):
@@ -95,7 +107,9 @@ class DPMSolverSampler(_Sampler):
             raise ConfigError(f"num_steps must be an int in [1, {total}], got {num_steps!r}")
         if spacing not in ("logsnr", "linear"):
             raise ConfigError(f"spacing must be 'logsnr' or 'linear', got {spacing!r}")
-        self.num_steps, self.spacing = num_steps, spacing
+        if eta not in (0, 1):
+            raise ConfigError(f"eta must be 0 (ODE solver) or 1 (SDE solver), got {eta!r}")
+        self.num_steps, self.spacing, self.eta = num_steps, spacing, float(eta)
 
     @property
     def timesteps(self) -> Tensor:
@@ -127,9 +141,9 @@ class DPMSolverSampler(_Sampler):
     def coefficients(self, step: int, step_prev: int, step_before: int | None
                      ) -> tuple[float, float, float]:
         """``(c_z, c_0, c_1)`` of the move ``step -> step_prev``: ``z' = c_z z + c_0 D_i +
-        c_1 D_{i-1}``, with ``D_i`` the clean estimate at ``step`` and ``D_{i-1}`` that at
-        ``step_before`` (the previously visited step; None or ``step_prev = -1``: first order,
-        ``c_1 = 0``). Computed in float64.
+        c_1 D_{i-1}`` (plus :meth:`noise_std` times fresh noise for ``eta = 1``), with ``D_i``
+        the clean estimate at ``step`` and ``D_{i-1}`` that at ``step_before`` (the previously
+        visited step; None or ``step_prev = -1``: first order, ``c_1 = 0``). In float64.
 
         A noise-free latent ``z = alpha_s D`` with a constant clean estimate ``D`` moves to
         ``alpha_t D`` exactly:
@@ -145,13 +159,24 @@ class DPMSolverSampler(_Sampler):
         if step_prev < 0:  # to sigma = 0: exp(-h) = 0, z' = D_i
             return 0.0, 1.0, 0.0
         h = lambda_t - lambda_s
-        c_z = sigma_t / sigma_s
-        c_d = -alpha_t * math.expm1(-h)  # alpha_t (1 - exp(-h))
+        if self.eta:  # SDE: exp(-h) z and alpha_t (1 - exp(-2h))
+            c_z, c_d = sigma_t / sigma_s * math.exp(-h), -alpha_t * math.expm1(-2.0 * h)
+        else:
+            c_z, c_d = sigma_t / sigma_s, -alpha_t * math.expm1(-h)  # alpha_t (1 - exp(-h))
         if step_before is None:
             return c_z, c_d, 0.0
         _, _, lambda_before = self._alpha_sigma_lambda(step_before)
         half_over_r = 0.5 * h / (lambda_s - lambda_before)  # 1 / (2 r), r = h_{i-1} / h_i
         return c_z, c_d * (1.0 + half_over_r), -c_d * half_over_r
+
+    def noise_std(self, step: int, step_prev: int) -> float:
+        """Standard deviation of the noise added by the move ``step -> step_prev``:
+        ``sigma_{t'} sqrt(1 - exp(-2h))`` for ``eta = 1``, 0 for ``eta = 0`` and the last move."""
+        if not self.eta or step_prev < 0:
+            return 0.0
+        _, _, lambda_s = self._alpha_sigma_lambda(step)
+        _, sigma_t, lambda_t = self._alpha_sigma_lambda(step_prev)
+        return sigma_t * math.sqrt(-math.expm1(-2.0 * (lambda_t - lambda_s)))
 
     @torch.no_grad()
     def sample(
@@ -166,8 +191,8 @@ class DPMSolverSampler(_Sampler):
     ) -> Tensor:
         """Denoise ``z_T: "b t h w c"`` to ``z_0`` over :attr:`timesteps`.
 
-        ``generator`` is accepted for the samplers' common signature and not used: the solver
-        draws no noise. ``callback(step, z)`` is called after each step with the new latent.
+        ``generator`` (one, or one per batch row) draws the noise of ``eta = 1``; the ODE
+        solver draws none. ``callback(step, z)`` is called after each step with the new latent.
         """
         steps = self.timesteps.tolist()
         z, d_before, step_before = z_T, None, None
@@ -180,6 +205,9 @@ class DPMSolverSampler(_Sampler):
             new = c_z * z + c_0 * d if c_1 == 0.0 else c_z * z + c_0 * d + c_1 * d_before
             if guidance is not None:
                 new = guidance.shift_mean(new, z, t, self.posterior_std(t, z))
+            std = self.noise_std(step, step_prev)
+            if std > 0:
+                new = new + std * _noise(z, generator)
             z, d_before, step_before = new, d, step
             if callback is not None:
                 callback(step, z)
