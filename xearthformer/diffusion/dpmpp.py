@@ -8,7 +8,7 @@ solver_type="midpoint")``), written for PreDiff's discrete schedule.
 With ``alpha_t = sqrt(abar_t)``, ``sigma_t = sqrt(1 - abar_t)``, the log signal-to-noise ratio
 ``lambda_t = log(alpha_t / sigma_t)`` and ``D_i`` the denoiser's clean estimate ``z0_hat`` at
 the ``i``-th visited step ``t_i``, one step ``t_{i-1} -> t_i`` with ``h_i = lambda_{t_i} -
-lambda_{t_{i-1}}`` is
+lambda_{t_{i-1}}`` is::
 
     z_{t_i} = sigma_{t_i} / sigma_{t_{i-1}} z_{t_{i-1}} - alpha_{t_i} (exp(-h_i) - 1) D,
 
@@ -28,7 +28,7 @@ with ``"logsnr"`` its error falls as ``num_steps**-2`` and is 5-10x below DDIM's
 
 With ``eta = 0`` the sampler is deterministic given ``z_T`` (the ODE solver). With ``eta = 1``
 it is SDE-DPM-Solver++(2M) (diffusers' ``algorithm_type="sde-dpmsolver++"``): the same
-multistep update with ``exp(-h)`` and ``1 - exp(-h)`` replaced by ``exp(-2h)``-terms,
+multistep update with ``exp(-h)`` and ``1 - exp(-h)`` replaced by ``exp(-2h)``-terms::
 
     z_{t_i} = sigma_{t_i} / sigma_{t_{i-1}} exp(-h_i) z_{t_{i-1}} + alpha_{t_i} (1 - exp(-2 h_i)) D
               + sigma_{t_i} sqrt(1 - exp(-2 h_i)) n,   n ~ N(0, I),
