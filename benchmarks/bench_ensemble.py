@@ -90,7 +90,8 @@ def toy_table() -> None:
         sde = [float(cls(schedule, num_steps=n, eta=1).sample(
             ideal1, noise, None, generator=torch.Generator().manual_seed(8)).std())
             for cls in (DDIMSampler, DPMSolverSampler)]
-        print(f"             | {n:5d} | {ode[0]:.4f}  {ode[1]:.4f}      | {sde[0]:.4f}  {sde[1]:.4f}")
+        print(f"             | {n:5d} | {ode[0]:.4f}  {ode[1]:.4f}      | "
+              f"{sde[0]:.4f}  {sde[1]:.4f}")
 
 
 def spread_skill_ratio(ens: xr.DataArray, obs_archive: xr.DataArray) -> float:
