@@ -103,7 +103,7 @@ def test_xskillscore_crps_accepts_it(sst):
         (dict(n=2, kc_sigma=float("nan")), "not a finite number"),
         (dict(n=2, kc_sigma=[0, float("inf")]), "not a finite number"),
         (dict(n=2, steps=5000), "1000-step noise schedule"),
-        (dict(n=2, sampler="euler"), "expected 'ddim' or 'ddpm'"),
+        (dict(n=2, sampler="euler"), "expected 'ddim', 'ddpm' or 'dpmpp'"),
         (dict(n=2, lead=40), "not rolled out"),
     ],
 )

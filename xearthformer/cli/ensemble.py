@@ -2,7 +2,8 @@
 
 A PreDiff ensemble of a netCDF file (or zarr store), optionally knowledge-controlled, written
 atomically like ``xearthformer forecast`` (a temporary sibling renamed into place). Bad input
-exits with code 2 and one line.
+exits with code 2 and one line. With ``--scheduler tcp://...`` or ``--scheduler-file FILE``
+the inits run on that dask cluster, one task per init.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ._cluster import add_cluster_options, connect
 from .forecast import (
     add_policy_arguments,
     check_writable,
@@ -49,8 +51,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--lead", help="N or a list 1,3,6 (default: the model's output length)")
     parser.add_argument("--model", default="prediff-demo-enso", help="PreDiff zoo name or directory")
     parser.add_argument("--init", help="'last' (default), a time, START:END, or T1,T2,...")
-    parser.add_argument("--steps", type=int, help="DDIM steps (default: the model's tuned value)")
-    parser.add_argument("--sampler", choices=["ddim", "ddpm"], default="ddim")
+    parser.add_argument("--steps", type=int,
+                        help="denoising steps (default: DDIM the model's tuned value, dpmpp 15)")
+    parser.add_argument("--sampler", choices=["ddim", "ddpm", "dpmpp"], default="ddim")
     parser.add_argument("--member-batch", type=int, default=20, help="members per model call")
     parser.add_argument("--units", help="the data's units, if the attribute is missing/wrong")
     add_policy_arguments(parser)
@@ -58,15 +61,20 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-progress", dest="progress", action="store_false", default=None)
     parser.add_argument("-o", "--output", required=True, help="output file (.nc or .zarr)")
+    add_cluster_options(parser)
     parser.set_defaults(func=run)
     return parser
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.output)
+    with connect(args) as client:  # on a cluster: lazy input, one task per init
+        return _run(args, open_input(args.input, chunks=None if client is None else {}))
+
+
+def _run(args: argparse.Namespace, ds: Any) -> int:
     from xearthformer.ensembles import ensemble
 
-    check_writable(args.output)
-    ds = open_input(args.input)
     if args.var and args.var not in ds.data_vars:
         raise ValueError(f"variable {args.var!r} is not in {args.input} (it holds "
                          f"{list(ds.data_vars)}); pass --var with one of them.")

@@ -2,7 +2,8 @@
 
 Hindcasts every init of an archive (netCDF files or a glob, or a zarr store; opened
 lazily) with a model or a baseline (``persistence``, ``climatology``) and writes the
-scores by lead to netCDF (or zarr when the output ends in ``.zarr``).
+scores by lead to netCDF (or zarr when the output ends in ``.zarr``). With ``--scheduler
+tcp://...`` or ``--scheduler-file FILE`` the chunks of inits run on that dask cluster.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import glob
 import os
 from typing import Any
+
+from ._cluster import add_cluster_options, connect
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -37,6 +40,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--time-chunk", type=int, default=120,
                         help="time steps per dask chunk when opening the archive (default 120)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    add_cluster_options(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -74,12 +78,13 @@ def run(args: argparse.Namespace) -> int:
     if args.climatology is not None:
         kwargs["climatology"] = args.climatology
     init = _pair(args.init)
-    scores = evaluate(
-        args.model, archive, leads=args.leads,
-        metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
-        init=slice(*init) if init else None, store=args.store, variable=args.variable,
-        base_period=_pair(args.base_period), chunk_size=args.chunk_size,
-        progress=args.progress, **kwargs)
+    with connect(args) as client:
+        scores = evaluate(
+            args.model, archive, leads=args.leads,
+            metrics=[m.strip() for m in args.metrics.split(",") if m.strip()],
+            init=slice(*init) if init else None, store=args.store, variable=args.variable,
+            base_period=_pair(args.base_period), chunk_size=args.chunk_size,
+            progress=args.progress, client=client, **kwargs)
     if args.output.rstrip("/").endswith(".zarr"):
         scores.to_zarr(args.output, mode="w", consolidated=False)
     else:

@@ -4,6 +4,7 @@ Reads a netCDF file (or a zarr store), forecasts it with a zoo model, a model di
 checkpoint (``--config NAME`` for a ``.pt`` file) and writes the forecast to netCDF (zarr when
 OUT ends in ``.zarr``). The output is written to a temporary file beside OUT and renamed into
 place, so a failed run leaves nothing partial; bad input exits with code 2 and one line.
+With ``--scheduler tcp://...`` or ``--scheduler-file FILE`` the inits run on that dask cluster.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from ._cluster import add_cluster_options, connect
 
 
 class OutputPathError(ValueError):
@@ -48,6 +51,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                      help="always show a progress bar (default: on a terminal, long runs)")
     bar.add_argument("--no-progress", dest="progress", action="store_false")
     parser.add_argument("-o", "--output", required=True, help="output file (.nc or .zarr)")
+    add_cluster_options(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -125,26 +129,32 @@ def add_policy_arguments(parser: argparse.ArgumentParser) -> None:
                         help="infinite or far-out values: raise (default), mask or clip")
 
 
-def open_input(path: str) -> Any:
+def open_input(path: str, chunks: Any = None) -> Any:
+    """Open a netCDF file or zarr store; ``chunks`` (e.g. ``{}``) opens it dask-backed."""
     import xarray as xr
 
     if not os.path.exists(path):
         raise ValueError(f"input {path!r} not found; expected a netCDF file or a .zarr store.")
     if path.rstrip("/").endswith(".zarr") or os.path.isdir(path):
-        return xr.open_zarr(path)
+        return xr.open_zarr(path) if chunks is None else xr.open_zarr(path, chunks=chunks)
     try:
-        return xr.open_dataset(path)
+        return xr.open_dataset(path, chunks=chunks)
     except ValueError as err:  # e.g. a climatology in 'hours since 0000-01-01'
         if "decode" not in str(err):
             raise
-        return xr.open_dataset(path, decode_times=False)  # the reader decodes it (cftime)
+        # the reader decodes it (cftime)
+        return xr.open_dataset(path, chunks=chunks, decode_times=False)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_writable(args.output)
+    with connect(args) as client:  # on a cluster: lazy input, one task per batch of inits
+        return _run(args, open_input(args.input, chunks=None if client is None else {}))
+
+
+def _run(args: argparse.Namespace, ds: Any) -> int:
     from xearthformer.forecasting import forecast
 
-    check_writable(args.output)
-    ds = open_input(args.input)
     data = ds[args.var] if args.var and args.var in ds.data_vars else ds
     if args.var and args.var not in ds.data_vars:
         raise ValueError(f"variable {args.var!r} is not in {args.input} (it holds "

@@ -1,10 +1,11 @@
-"""xearthformer.diffusion: noise schedule, DDPM/DDIM samplers, knowledge control, pipeline,
+"""xearthformer.diffusion: noise schedule, DDPM/DDIM/DPM-Solver++ samplers, knowledge control, pipeline,
 training loops.
 
 Pure torch; the denoiser, autoencoder and alignment network are injected (see
 :mod:`xearthformer.models`).
 """
 
+from xearthformer.diffusion.dpmpp import DPMSolverSampler
 from xearthformer.diffusion.guidance import (
     CleanEstimateControl,
     Guidance,
@@ -33,6 +34,7 @@ __all__ = [
     "CleanEstimateControl",
     "DDIMSampler",
     "DDPMSampler",
+    "DPMSolverSampler",
     "DecodedQuantity",
     "Guidance",
     "KnowledgeControl",
