@@ -220,9 +220,11 @@ def test_clean_estimate_cheap_mode_evaluates_only_at_listed_steps():
     # float64 means of 18 values: exact to ~1e-15; 1e-9 is the control's own tol
     assert torch.allclose(out.mean(dim=(1, 2, 3, 4)), torch.full((4,), 1.5, dtype=torch.float64),
                           atol=1e-9)
-    assert cheap.backward_passes == 1  # the first step's Jacobian, reused ever after
-    # the first step (value and Jacobian), then at the last step (t = 0) the value of the
-    # denoiser's clean estimate and, after one chord step, the check that it is met
+    # the first step's Jacobian, then the last step's (t = 0): the linearisation stands in
+    # for the quantity at the 8 steps in between
+    assert cheap.backward_passes == 2
+    # the first step (one Gauss-Newton step), then at the last step the value and Jacobian
+    # of the denoiser's clean estimate and, after one step, the check (value only) that it is met
     assert cheap.exact_evaluations == 3
     exact = CleanEstimateControl(frame_means, 1.5, tol=1e-9)
     sampler.sample(denoiser, z_T, None, guidance=exact, generator=torch.Generator().manual_seed(1))
@@ -241,7 +243,7 @@ def test_clean_estimate_cheap_mode_meets_a_nonlinear_target_at_the_last_step():
                                  iterations=20, tol=tol)
     gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
     out = sampler.sample(denoiser, z_T, None, guidance=cheap, generator=gens([10, 11, 12]))
-    # the last step iterates (chord steps with the first Jacobian) until each member is
+    # the last step iterates (chord steps with its first Jacobian) until each member is
     # within tol; the output is that step's clean estimate
     assert (clipped_mean(out, None) - 0.4).abs().max() <= tol
     # members do not influence each other in the cheap mode either: member 0 alone, with its

@@ -160,10 +160,10 @@ class CleanEstimateControl:
     ``A`` and its Jacobian are evaluated exactly only at the steps ``t`` listed there (and at
     the first step seen, where one Gauss-Newton step is taken); at the other steps the member's own linearisation from the latest
     exact evaluation, ``A(z) ~ A(z_ref) + J (z - z_ref)``, stands in for ``A`` (no network
-    call at all). With ``reuse_jacobian=True`` an exact step after the first computes only the
-    value ``A(z)`` (no backward pass) and keeps the Jacobian of the first step (a chord
-    iteration). The final accuracy is set by the last exact step: list ``0`` (the last step
-    of every sampler) in ``exact_at``.
+    call at all). With ``reuse_jacobian=True`` the iterations of a step after its first
+    compute only the value ``A(z)`` (no backward pass) and keep the Jacobian of the first
+    iteration (chord iterations). The final accuracy is set by the last exact step: list
+    ``0`` (the last step of every sampler) in ``exact_at``.
 
     Parameters
     ----------
@@ -183,7 +183,7 @@ class CleanEstimateControl:
     exact_at : collection of int, optional
         Steps ``t`` at which ``A`` is evaluated exactly; None (default): every step.
     reuse_jacobian : bool
-        In cheap mode, keep the first exact step's Jacobian for the later exact steps.
+        Keep a step's first Jacobian for its later iterations (value-only chord iterations).
 
     Examples
     --------
@@ -273,11 +273,11 @@ class CleanEstimateControl:
             return self._step(z, residual, jac, active).detach()
         listed = self.exact_at is None or step_t in self.exact_at
         # an unlisted first step only sets up the linearisation: one Gauss-Newton step
+        jac = None
         for _ in range(self.iterations if listed else 1):
-            if self.reuse_jacobian and self._linear is not None and self.exact_at is not None:
+            if jac is not None and self.reuse_jacobian:  # chord step: the value only
                 with torch.no_grad():
                     pred = self.prediction(z).detach()
-                jac = self._linear[2]
             else:
                 pred, jac = self._value_and_jacobian(z)
             self._linear = (z, pred, jac)
