@@ -20,6 +20,15 @@ CRPS(DDIM-50) <= 1.05 CRPS(DDPM-1000). Issue 23: DPM-Solver++ at 10-15 steps wit
 
 Run: ``python benchmarks/bench_ensemble.py`` (``--quick`` for a smoke run: 2 inits, DDPM
 replaced by DDIM-200; ``--skip-ddpm`` to compare DDIM and DPM-Solver++ only).
+
+``--control`` measures instead what knowledge control costs (issue 25): in one process, on
+the same init, ``--reps`` rounds alternating the plain ensemble, ``kc_sigma=K`` and
+``kc_sigma=[-2, 0, 2]`` (same model, sampler, steps and members), then prints each one's
+median time, its ratio to the plain ensemble (per scenario for the list) and the control's
+target errors in sigma: the ensemble mean's and the worst member's window-mean Nino3.4
+anomaly against ``kc_target`` (``mu + k sigma``). Targets: ratio <= 1.3, mean error <= 0.05
+sigma, worst member <= 0.25 sigma. ``--control-method`` picks the control (default: the
+model's); ``--exact`` also times the control evaluated exactly at every step (slow).
 """
 
 from __future__ import annotations
@@ -122,6 +131,69 @@ def run_interleaved(sst: xr.DataArray, inits, configs, *, members: int, seed: in
                                             eta=config[2], members=members, seed=seed))
     return {config: (xr.concat([e for e, _ in parts], "init"), [t[0] for _, t in parts])
             for config, parts in runs.items()}
+def control_errors(ens: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and worst-member error (in sigma) of the window-mean Nino3.4 anomaly, per scenario."""
+    info = xearthformer.load_model(MODEL).card.contract.alignment
+    mu, sigma = float(info["mu"]), float(info["sigma"])
+    box = ens.sel(lat=slice(-5, 5), lon=slice(190, 240)).mean(["lat", "lon", "lead"])  # as trained
+    if "kc_sigma" not in box.dims:
+        box = box.expand_dims(kc_sigma=[float(ens.attrs["kc_sigma"])])
+    err = (box - (mu + box["kc_sigma"] * sigma)) / sigma  # "init kc_sigma member"
+    mean = abs(err.mean(["init", "member"])).values
+    worst = abs(err).max(["init", "member"]).values
+    return mean, worst
+
+
+def run_control(sst: xr.DataArray, args) -> int:
+    """Plain vs knowledge-controlled ensembles, alternated in one process (issue 25)."""
+    candidates = sst.time.values[11:-14]
+    init = [candidates[len(candidates) // 2]]
+    common = dict(n=args.members, model=MODEL, init=init, steps=args.ddim_steps, seed=args.seed,
+                  progress=False, member_batch=args.members)
+    cases = {"plain": dict(kc_sigma=None), f"kc_sigma={args.kc:g}": dict(kc_sigma=args.kc),
+             "kc_sigma=[-2,0,2]": dict(kc_sigma=[-2.0, 0.0, 2.0])}
+    if args.control_method:
+        for name in cases:
+            if name != "plain":
+                cases[name]["control"] = args.control_method
+    if args.exact:
+        cases[f"kc_sigma={args.kc:g} exact"] = dict(kc_sigma=args.kc, control="clean_estimate",
+                                                    _exact=True)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    outputs: dict[str, xr.DataArray] = {}
+    from xearthformer import _ensemble  # noqa: PLC0415
+
+    fast = _ensemble.FAST_EXACT_STEPS
+    xearthformer.ensemble(sst, **{**common, "n": 2, "member_batch": 2})  # warm-up
+    for _ in range(args.reps):
+        for name, kwargs in cases.items():
+            kwargs = dict(kwargs)
+            _ensemble.FAST_EXACT_STEPS = None if kwargs.pop("_exact", False) else fast
+            start = time.perf_counter()
+            outputs[name] = xearthformer.ensemble(sst, **common, **kwargs)
+            times[name].append(time.perf_counter() - start)
+    _ensemble.FAST_EXACT_STEPS = fast
+    plain = statistics.median(times["plain"])
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.members} members, DDIM-"
+          f"{args.ddim_steps}, 1 init, median of {args.reps} alternated rounds, model {MODEL}")
+    print(f"{'plain':<22s} | {plain:7.2f} s")
+    for name in cases:
+        if name == "plain":
+            continue
+        ens = outputs[name]
+        scenarios = ens.sizes.get("kc_sigma", 1)
+        t = statistics.median(times[name])
+        ratio = t / plain / scenarios
+        mean, worst = control_errors(ens)
+        ok = ratio <= 1.3 and mean.max() <= 0.05 and worst.max() <= 0.25
+        print(f"{name:<22s} | {t:7.2f} s | ratio {ratio:5.2f}x plain{' per scenario' if scenarios > 1 else ''} "
+              f"(target <= 1.3) | control {ens.attrs['kc_control']} | error mean "
+              f"{np.array2string(mean, precision=4)} worst member {np.array2string(worst, precision=4)} "
+              f"sigma (targets 0.05 / 0.25) | {'PASS' if ok else 'FAIL'}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump({"seconds": times}, fh, indent=1)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +211,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--toy", action="store_true",
                         help="only the samplers on a Gaussian toy problem (seconds)")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--control", action="store_true",
+                        help="plain vs knowledge-controlled ensembles (issue 25) instead")
+    parser.add_argument("--kc", type=float, default=2.0, help="the single kc_sigma (2)")
+    parser.add_argument("--reps", type=int, default=3, help="--control: alternated rounds (3)")
+    parser.add_argument("--control-method", choices=["clean_estimate", "mean_shift"],
+                        help="--control: the control (default: the model's)")
+    parser.add_argument("--exact", action="store_true",
+                        help="--control: also the control evaluated exactly at every step")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.toy:
@@ -147,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     n_inits = 2 if args.quick else args.inits
 
     sst = xearthformer.tutorial.open_dataset("enso")["sst"]  # held out: seed 0
+    if args.control:
+        return run_control(sst, args)
     # inits spread over the record, each with 12 months of context and 14 of verification
     candidates = sst.time.values[11:-14]
     inits = candidates[np.linspace(0, len(candidates) - 1, n_inits).round().astype(int)]

@@ -119,6 +119,15 @@ class Windows:
     target: torch.Tensor  # "n t_out h w c", normalised
 
 
+
+# how the report names the control (issue 26: clean-estimate results are the package's method)
+CONTROL_HEADINGS = {"clean_estimate": ", this package's clean-estimate method",
+                    "mean_shift": ", PreDiff's knowledge alignment"}
+CONTROL_LABELS = {
+    "clean_estimate": "clean_estimate: xearthformer's clean-estimate control, not PreDiff's knowledge alignment (it corrects each step's clean estimate so that the exact quantity of its decoding meets the target; PreDiff shifts each step's mean along the gradient of an alignment network on the noisy latent)",
+    "mean_shift": "mean_shift: PreDiff's knowledge alignment (Gao et al. 2023)",
+}
+
 def enso_series(seed: int, n_years: int | None) -> xr.DataArray:
     kwargs = {} if n_years is None else {"n_years": n_years}
     return open_dataset("enso", seed=seed, **kwargs).sst
@@ -443,7 +452,8 @@ def report_text(task: Task, summary: dict) -> str:
         f"| {e['crps']:.4f} | {e['mae_ensemble_mean']:.4f} | {e['mae_persistence']:.4f} | "
         f"{e['spread']:.4f} | {e['rmse_ensemble_mean']:.4f} | {e['spread_skill_ratio']:.3f} |",
         "",
-        f"## Knowledge control ({a['quantity']}, mu = {a['mu']:.4f}, sigma = {a['sigma']:.4f}; "
+        f"## Knowledge control{CONTROL_HEADINGS.get(summary.get('control'), '')} "
+        f"({a['quantity']}, mu = {a['mu']:.4f}, sigma = {a['sigma']:.4f}; "
         f"guide_scale {summary['guide_scale']}, {kc['inits']} inits x {kc['members']} members)",
         "",
         "| kc_sigma | target mu + k sigma | ensemble mean | error (sigma) | within 0.5 sigma | "
@@ -456,7 +466,8 @@ def report_text(task: Task, summary: dict) -> str:
                      f"{kc['fraction_inits_within'][i]} | {kc['min'][i]} | {kc['max'][i]} |")
     lines += [
         "",
-        f"Monotonic in kc_sigma: {kc['monotonic']}. Control: {summary.get('control')}. "
+        f"Monotonic in kc_sigma: {kc['monotonic']}. Control: "
+        f"{CONTROL_LABELS.get(summary.get('control'), summary.get('control'))}. "
         "Guide-scale search on validation (seed 2; max |error| in sigma over kc_sigma = -2, 0, "
         f"+2): {summary['guide_scale_search']}.",
         f"Training extremes (physical): {task.train_extremes}. min/max columns are the raw "

@@ -145,7 +145,10 @@ def test_kc_sigma_without_alignment_names_the_models(sst, tmp_path):
     card, _ = load_model_dir(src)
     save_model_dir(dst, card, weights, overwrite=True)
     with pytest.raises(EnsembleOptionError, match="prediff-demo-enso"):
-        xearthformer.ensemble(sst, n=2, kc_sigma=1, model=dst, **FAST)
+        xearthformer.ensemble(sst, n=2, kc_sigma=1, model=dst, control="mean_shift", **FAST)
+    # the clean-estimate control steers the decoded quantity: it needs no alignment network
+    ens = xearthformer.ensemble(sst, n=2, kc_sigma=1, model=dst, control="clean_estimate", **FAST)
+    assert ens.attrs["kc_control"] == "clean_estimate"
 
 
 def test_accessor(sst):

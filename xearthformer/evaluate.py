@@ -358,7 +358,7 @@ def evaluate(
     member_dim: str = "member",
     scheduler: str = "threads",
     num_workers: int | None = None,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> xr.Dataset:
     """Hindcast an archive init by init and reduce to scores by lead.
 
@@ -472,6 +472,9 @@ def evaluate(
         tasks.append(task(_Window(window), chunk, lead_list, fn, groups, opts, store_path, key,
                           dask_key_name=f"evaluate-{key}-{uuid.uuid4().hex[:8]}"))
     root = _tree_sum(tasks)
+    from .progress import show_progress  # noqa: PLC0415
+
+    progress = show_progress(progress)
     if client is not None:
         future = client.compute(root)
         if progress:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -275,7 +274,9 @@ def _run_chunk(values: np.ndarray, positions: np.ndarray, offset: int, job: _Chu
 
 
 def _progress(progress: bool | None, n_chunks: int):
-    show = progress if progress is not None else (n_chunks > 4 and sys.stderr.isatty())
+    from .progress import show_progress  # noqa: PLC0415
+
+    show = progress if progress is not None else (n_chunks > 4 and show_progress(None))
     if not show:
         return None
     from tqdm.auto import tqdm  # noqa: PLC0415
@@ -354,7 +355,8 @@ def forecast(
     seed : int, optional
         Recorded in the attrs (Earthformer forecasts are deterministic).
     progress : bool, optional
-        Progress bar over the batches (default: on a terminal when there are more than 4).
+        Progress bar over the batches (default: when there are more than 4, on a terminal
+        and in a Jupyter kernel; never in logs).
     weights, config : path, str, optional
         A local checkpoint for a zoo name (``model=NAME, weights=PATH``), or the zoo name
         giving the configuration of ``model=PATH.pt`` (``config=NAME``); both work offline.

@@ -89,7 +89,7 @@ def test_entry_is_listed_with_its_contract() -> None:
     card = registry.get_entry(NAME).card()
     info = card.contract.alignment
     # the official alignment network is trained on mean(VIL / 255): the card says so
-    assert "VIL / 255" in info["prediction"] and info["target_units"] == "normalised"
+    assert "VIL / 255" in info["prediction"] and info["target_units"] == "x/255"
     assert card.training["guide_scale"] == 50.0 and card.training["control"] == "mean_shift"
 
 

@@ -53,7 +53,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--init", help="'last' (default), a time, START:END, or T1,T2,...")
     parser.add_argument("--steps", type=int,
                         help="denoising steps (default: DDIM the model's tuned value, dpmpp 15)")
-    parser.add_argument("--sampler", choices=["ddim", "ddpm", "dpmpp"], default="ddim")
+    parser.add_argument("--sampler", choices=["ddim", "ddpm", "dpmpp"],
+                        help="default: the model's (DDPM for the official method on an official model)")
+    parser.add_argument("--control", choices=["mean_shift", "clean_estimate"],
+                        help="knowledge control: mean_shift (PreDiff's knowledge alignment) or "
+                             "clean_estimate (this package's method); default: the model's")
+    parser.add_argument("--norm", choices=["per_sample", "batch"],
+                        help="mean_shift violation norm (default: batch for the official method "
+                             "on an official model, else per_sample)")
     parser.add_argument("--member-batch", type=int, default=20, help="members per model call")
     parser.add_argument("--units", help="the data's units, if the attribute is missing/wrong")
     add_policy_arguments(parser)
@@ -82,6 +89,7 @@ def _run(args: argparse.Namespace, ds: Any) -> int:
     ens = ensemble(data, n=args.members, kc_sigma=parse_kc_sigma(args.kc_sigma),
                    lead=None if args.lead is None else parse_lead(args.lead), model=args.model,
                    init=parse_init(args.init), steps=args.steps, sampler=args.sampler,
+                   control=args.control, norm=args.norm,
                    member_batch=args.member_batch, units=args.units, device=args.device,
                    seed=args.seed, progress=args.progress, missing=args.missing,
                    bad_values=args.bad_values)

@@ -39,7 +39,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--store", help="directory for per-chunk results (resumable runs)")
     parser.add_argument("--time-chunk", type=int, default=120,
                         help="time steps per dask chunk when opening the archive (default 120)")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--progress", action="store_true", default=None,
+                        help="always show a progress bar (default: on a terminal)")
     add_cluster_options(parser)
     parser.set_defaults(func=run)
     return parser

@@ -77,6 +77,6 @@ def run(args: argparse.Namespace) -> int:
         valid_every=args.valid_every, early_stopping_patience=args.patience,
         out_dir=args.output, overwrite=args.overwrite, resume=not args.no_resume,
         seed=args.seed, device=args.device, precision=args.precision,
-        num_workers=args.num_workers, progress=not args.no_progress)
+        num_workers=args.num_workers, progress=False if args.no_progress else None)
     print(f"trained {args.model} on {args.data} -> {path}")
     return 0

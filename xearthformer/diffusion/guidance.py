@@ -13,7 +13,7 @@ handed to a sampler (:mod:`xearthformer.diffusion.samplers`), which calls
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Literal, Protocol
 
 import torch
@@ -136,20 +136,34 @@ class KnowledgeControl:
 class CleanEstimateControl:
     """Knowledge control on the sampler's clean estimate: project ``z0_hat`` toward the target.
 
-    A variant of :class:`KnowledgeControl` (not in the official code) for alignment functions
-    that are accurate on *clean* latents only, e.g. the exact quantity of the decoded forecast,
-    ``Q(decode(z0))``, or an alignment network evaluated at ``t = 0``. At every reverse step the
-    sampler's prediction ``z0_hat`` is moved along the gradient of the quantity by a damped
-    Gauss-Newton (Polyak) step toward ``A(z0_hat) = target``,
+    A variant of :class:`KnowledgeControl` (not in the official code; this package's method)
+    for alignment functions that are accurate on *clean* latents only, e.g. the exact quantity
+    of the decoded forecast, ``Q(decode(z0))``, or an alignment network evaluated at ``t = 0``.
+    At every reverse step the sampler's prediction ``z0_hat`` is moved along the gradient of
+    the quantity by a damped Gauss-Newton (Polyak) step toward ``A(z0_hat) = target``,
 
-        z0' = z0_hat - guide_scale * (A(z0_hat) - target) . grad A / ||grad A||^2     (k = 1),
+        z0' = z0_hat - guide_scale * J^T (J J^T)^-1 (A(z0_hat) - target),   J = dA/dz0
 
-    (for ``k > 1`` the step on ``0.5 ||A - target||^2`` with Polyak's step length), and the step's
-    mean is then built from ``z0'`` as usual. ``guide_scale`` is the fraction of the remaining
-    violation removed per step (clamped to [0, 1]); since the last step's output *is* its clean
-    estimate, the final forecast meets the target up to the linearisation error. Unlike the
-    PreDiff mean shift, the pull shrinks with the violation (no bang-bang around the target)
-    and does not rely on the alignment network reading noisy latents.
+    (for ``k = 1``: ``(A - target) grad A / ||grad A||^2``), and the step's mean is then built
+    from ``z0'`` as usual. ``guide_scale`` is the fraction of the remaining violation removed
+    per step (clamped to [0, 1]); since the last step's output *is* its clean estimate, the
+    final forecast meets the target up to the linearisation error. Unlike the PreDiff mean
+    shift, the pull shrinks with the violation (no bang-bang around the target) and does not
+    rely on the alignment network reading noisy latents.
+
+    Every decision is taken per member (row of the batch): a member whose violation is below
+    ``tol`` is left alone while the others iterate, so a member's result does not depend on
+    which members share its batch.
+
+    **Cheap mode** (``exact_at``): evaluating ``A`` exactly can cost much more than the
+    denoiser (a decoding and a backward pass through the decoder). With ``exact_at`` given,
+    ``A`` and its Jacobian are evaluated exactly only at the steps ``t`` listed there (and at
+    the first step seen, where one Gauss-Newton step is taken); at the other steps the member's own linearisation from the latest
+    exact evaluation, ``A(z) ~ A(z_ref) + J (z - z_ref)``, stands in for ``A`` (no network
+    call at all). With ``reuse_jacobian=True`` the iterations of a step after its first
+    compute only the value ``A(z)`` (no backward pass) and keep the Jacobian of the first
+    iteration (chord iterations). The final accuracy is set by the last exact step: list
+    ``0`` (the last step of every sampler) in ``exact_at``.
 
     Parameters
     ----------
@@ -161,11 +175,15 @@ class CleanEstimateControl:
     guide_scale : float
         Fraction of the violation removed per step, in [0, 1].
     iterations : int
-        At most this many Gauss-Newton steps per reverse step; they stop early once every
-        member's violation is below ``tol``. More than one helps where the quantity is not
-        linear, e.g. a mean over values clipped to a valid range near its bound.
+        At most this many Gauss-Newton steps per exact step; a member stops once its
+        violation is below ``tol``. More than one helps where the quantity is not linear, e.g.
+        a mean over values clipped to a valid range near its bound.
     tol : float
-        Violation (in the units of ``A``) below which no further step is taken.
+        Violation (in the units of ``A``) below which a member takes no further step.
+    exact_at : collection of int, optional
+        Steps ``t`` at which ``A`` is evaluated exactly; None (default): every step.
+    reuse_jacobian : bool
+        Keep a step's first Jacobian for its later iterations (value-only chord iterations).
 
     Examples
     --------
@@ -186,6 +204,8 @@ class CleanEstimateControl:
         guide_scale: float = 1.0,
         iterations: int = 3,
         tol: float = 1e-3,
+        exact_at: Collection[int] | None = None,
+        reuse_jacobian: bool = False,
     ):
         if not callable(alignment):
             raise ConfigError(f"alignment must be callable as alignment(z0, t), got {alignment!r}")
@@ -194,6 +214,11 @@ class CleanEstimateControl:
         self._inner = KnowledgeControl(alignment, target, guide_scale=1.0)
         self.guide_scale = min(max(float(guide_scale), 0.0), 1.0)
         self.iterations, self.tol = iterations, float(tol)
+        self.exact_at = None if exact_at is None else frozenset(int(t) for t in exact_at)
+        self.reuse_jacobian = bool(reuse_jacobian)
+        self._linear: tuple[Tensor, Tensor, Tensor] | None = None  # z_ref, A(z_ref), J
+        self.exact_evaluations = 0  # calls of A (each one batch), for cost accounting
+        self.backward_passes = 0
 
     @property
     def target(self):
@@ -202,26 +227,64 @@ class CleanEstimateControl:
     def prediction(self, z0: Tensor) -> Tensor:
         """``A(z0, 0)`` reduced to ``"b k"``."""
         zeros = torch.zeros(z0.shape[0], dtype=torch.long, device=z0.device)
+        self.exact_evaluations += 1
         return self._inner.prediction(z0, zeros)
 
-    def correct_start(self, z0: Tensor, t: Tensor) -> Tensor:
+    def _value_and_jacobian(self, z: Tensor) -> tuple[Tensor, Tensor]:
+        """``A(z)`` ``"b k"`` and ``J = dA/dz`` ``"b k n"`` (one backward pass per ``k``)."""
+        with torch.enable_grad():
+            z_in = z.detach().requires_grad_(True)
+            pred = self.prediction(z_in)
+            rows = []
+            for j in range(pred.shape[1]):
+                (grad,) = torch.autograd.grad(pred[:, j].sum(), z_in,
+                                              retain_graph=j + 1 < pred.shape[1])
+                rows.append(grad.reshape(z.shape[0], -1))
+                self.backward_passes += 1
+        return pred.detach(), torch.stack(rows, dim=1)
+
+    def _step(self, z: Tensor, residual: Tensor, jac: Tensor, active: Tensor) -> Tensor:
+        """``z - guide_scale * J^T (J J^T)^-1 r`` on the active rows, the others unchanged."""
+        gram = jac @ jac.transpose(1, 2)  # "b k k"
+        eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
+        scale = gram.diagonal(dim1=1, dim2=2).amax(dim=1).clamp_min(1e-30)[:, None, None]
+        coef = torch.linalg.solve(gram + 1e-12 * scale * eye, residual[..., None])  # "b k 1"
+        delta = (jac.transpose(1, 2) @ coef)[..., 0].reshape(z.shape)
+        keep = active.to(z.dtype).reshape(-1, *([1] * (z.ndim - 1)))
+        return z - self.guide_scale * keep * delta
+
+    def _residual(self, pred: Tensor) -> tuple[Tensor, Tensor]:
+        residual = pred - self._inner._target_like(pred)
+        return residual, residual.abs().amax(dim=1) > self.tol  # "b k", "b"
+
+    def correct_start(self, z0: Tensor, t: Tensor | None) -> Tensor:
         """The corrected clean estimate ``z0'`` (same shape as ``z0``)."""
         if self.guide_scale == 0:
             return z0
         z = z0.detach()
-        for _ in range(self.iterations):
-            with torch.enable_grad():
-                z_in = z.requires_grad_(True)
-                pred = self.prediction(z_in)
-                difference = pred - self._inner._target_like(pred)
-                if float(difference.detach().abs().max()) <= self.tol:
-                    break
-                loss = 0.5 * (difference**2).sum(dim=1)  # "b"
-                (grad,) = torch.autograd.grad(loss.sum(), z_in)
-            dims = tuple(range(1, z.ndim))
-            norm2 = (grad**2).sum(dim=dims, keepdim=True)
-            step = (2 * loss.detach()).reshape(-1, *([1] * (z.ndim - 1))) / norm2.clamp_min(1e-12)
-            z = (z.detach() - self.guide_scale * step * grad).detach()
+        step_t = None if t is None else int(t.reshape(-1)[0])
+        if self._linear is not None and z.shape != self._linear[0].shape:
+            self._linear = None  # a new batch: start afresh
+        exact = self.exact_at is None or self._linear is None or step_t in self.exact_at
+        if not exact:  # the member's own linearisation from its latest exact evaluation
+            z_ref, pred_ref, jac = self._linear
+            pred = pred_ref + (jac @ (z - z_ref).reshape(z.shape[0], -1, 1))[..., 0]
+            residual, active = self._residual(pred)
+            return self._step(z, residual, jac, active).detach()
+        listed = self.exact_at is None or step_t in self.exact_at
+        # an unlisted first step only sets up the linearisation: one Gauss-Newton step
+        jac = None
+        for _ in range(self.iterations if listed else 1):
+            if jac is not None and self.reuse_jacobian:  # chord step: the value only
+                with torch.no_grad():
+                    pred = self.prediction(z).detach()
+            else:
+                pred, jac = self._value_and_jacobian(z)
+            self._linear = (z, pred, jac)
+            residual, active = self._residual(pred)
+            if not bool(active.any()):
+                break
+            z = self._step(z, residual, jac, active).detach()
         return z.detach()
 
     def shift_mean(self, mean: Tensor, z_t: Tensor, t: Tensor, sigma: Tensor) -> Tensor:

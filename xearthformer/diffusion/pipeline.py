@@ -75,6 +75,17 @@ class PreDiffPipeline:
         ``guide_scale`` is then the fraction of the violation removed per step.
     control_iterations : int
         Most Gauss-Newton steps per reverse step for ``"clean_estimate"``.
+    exact_steps : int, optional
+        ``"clean_estimate"`` only: evaluate the alignment exactly (with its Jacobian) at the
+        first step and at the last ``exact_steps`` steps of the sampler, and use each member's
+        linearisation in between (see ``exact_at`` of :class:`~xearthformer.diffusion.
+        guidance.CleanEstimateControl`). None (default): exactly at every step.
+    reuse_jacobian : bool
+        ``"clean_estimate"``: the iterations of a step after its first reuse its Jacobian
+        (value-only chord iterations, no backward pass).
+    control_tol : float
+        ``"clean_estimate"``: violation (units of the alignment) below which a member takes
+        no further Gauss-Newton step.
 
     Examples
     --------
@@ -104,7 +115,12 @@ class PreDiffPipeline:
         norm: Norm = "per_sample",
         control: Control = "mean_shift",
         control_iterations: int = 3,
+        exact_steps: int | None = None,
+        reuse_jacobian: bool = False,
+        control_tol: float = 1e-3,
     ):
+        if exact_steps is not None and (not isinstance(exact_steps, int) or exact_steps < 1):
+            raise ConfigError(f"exact_steps must be None or a positive int, got {exact_steps!r}")
         if control not in ("mean_shift", "clean_estimate"):
             raise ConfigError(f"control must be 'mean_shift' or 'clean_estimate', got {control!r}")
         if not callable(denoiser):
@@ -116,6 +132,16 @@ class PreDiffPipeline:
         self.vae, self.denoiser, self.sampler = vae, denoiser, sampler
         self.alignment, self.guide_scale, self.norm = alignment, guide_scale, norm
         self.control, self.control_iterations = control, control_iterations
+        self.exact_steps, self.reuse_jacobian = exact_steps, bool(reuse_jacobian)
+        self.control_tol = float(control_tol)
+
+    def exact_at(self) -> list[int] | None:
+        """The steps ``t`` at which ``"clean_estimate"`` evaluates the alignment exactly
+        (besides the first step); None: every step."""
+        timesteps = getattr(self.sampler, "timesteps", None)
+        if self.exact_steps is None or timesteps is None:
+            return None
+        return [int(t) for t in torch.as_tensor(timesteps).reshape(-1)[-self.exact_steps:]]
 
     @torch.no_grad()
     def encode(self, x: Tensor) -> Tensor:
@@ -131,7 +157,10 @@ class PreDiffPipeline:
         """Latents ``"b t h w l"`` to pixels ``"b t H W c"``, frame by frame."""
         if z.ndim != 5:
             raise ConfigError(f"z must be 'b t h w c', got shape {tuple(z.shape)}")
-        frames = self.vae.decode(rearrange(z, "b t h w c -> (b t) c h w"))
+        cached = getattr(self.alignment, "decoded", None)
+        frames = cached(z) if callable(cached) else None
+        if frames is None:
+            frames = self.vae.decode(rearrange(z, "b t h w c -> (b t) c h w"))
         return rearrange(frames, "(b t) c h w -> b t h w c", b=z.shape[0])
 
     def guidance(
@@ -147,7 +176,10 @@ class PreDiffPipeline:
             )
         if self.control == "clean_estimate":
             return CleanEstimateControl(self.alignment, target, guide_scale=self.guide_scale,
-                                        iterations=self.control_iterations)
+                                        iterations=self.control_iterations,
+                                        exact_at=self.exact_at(),
+                                        reuse_jacobian=self.reuse_jacobian,
+                                        tol=self.control_tol)
         return KnowledgeControl(
             self.alignment, target, guide_scale=self.guide_scale, norm=self.norm
         )
@@ -241,7 +273,17 @@ class DecodedQuantity:
         if not callable(quantity):
             raise ConfigError(f"quantity must be callable as quantity(x), got {quantity!r}")
         self.vae, self.quantity = vae, quantity
+        self._last: tuple[Tensor, Tensor] | None = None
 
     def __call__(self, z0: Tensor, t: Tensor) -> Tensor:
         frames = self.vae.decode(rearrange(z0, "b t h w c -> (b t) c h w"))
+        # a decoding without gradient is kept: when the sampler's output is that very latent
+        # (the control's last check), the pipeline reuses it instead of decoding again
+        self._last = None if frames.requires_grad else (z0.detach(), frames.detach())
         return self.quantity(rearrange(frames, "(b t) c h w -> b t h w c", b=z0.shape[0]))
+
+    def decoded(self, z0: Tensor) -> Tensor | None:
+        """The frames ``"(b t) c h w"`` of the last gradient-free call if it was on ``z0``."""
+        if self._last is None or self._last[0].shape != z0.shape:
+            return None
+        return self._last[1] if torch.equal(self._last[0], z0) else None

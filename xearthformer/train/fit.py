@@ -18,6 +18,7 @@ import torch
 import xarray as xr
 
 from ..models import Earthformer
+from ..progress import show_progress
 from ..zoo.model_dir import ModelCard, ModelDirError, save_model_dir
 from . import ddp
 from .augment import AUGMENTS, augment_batch, flip_rotate
@@ -142,7 +143,7 @@ def fit(
     precision: Precision = "fp32",
     num_workers: int = 0,
     units: str | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
     callbacks: Sequence[Callable[[int, dict[str, Any]], Any]] = (),
 ) -> Path:
     """Train (or fine-tune) an Earthformer on labelled data and write a model directory.
@@ -224,8 +225,9 @@ def fit(
         DataLoader worker processes reading windows.
     units : str, optional
         Units of the data when the attribute is missing or wrong.
-    progress : bool
-        Show a progress bar with the loss.
+    progress : bool, optional
+        Show a progress bar with the loss. Default: on a terminal and in a Jupyter kernel,
+        not in logs (:func:`xearthformer.progress.show_progress`).
     callbacks : sequence of callables
         Each called as ``callback(step, logs)`` after every step (``logs`` has ``loss``,
         ``lr`` and validation scores); an exception stops training (the last checkpoint
@@ -401,7 +403,8 @@ def _fit(*, model: Any, train: Any, valid: Any, var: str | None, in_len: int, ou
         settings = LoopSettings(steps=total, clip_grad_norm=clip_grad_norm,
                                 valid_every=valid_every,
                                 early_stopping_patience=early_stopping_patience,
-                                checkpoint_every=checkpoint_every, progress=progress,
+                                checkpoint_every=checkpoint_every,
+                                progress=show_progress(progress),
                                 callbacks=callbacks, loss=loss_fn, augment=augment_step)
         state = run_loop(model=wrapped, module=net, optimizer=optimizer, scheduler=scheduler,
                          scaler=scaler, batches=batches, validate=validate_fn, kind=kind,

@@ -85,7 +85,7 @@ def _sevirlr_contract() -> InputContract:
 
     Knowledge control (the official ``SEVIRAvgIntensityAlignment``): the alignment network
     predicts, from the noisy latent, each future frame's mean of VIL / 255 (the normalised
-    units, ``target_units``). ``kc_sigma=k`` asks for a mean intensity of
+    units, ``target_units="x/255"``). ``kc_sigma=k`` asks for a mean intensity of
     ``mu + k * sigma`` in VIL units, handed to the network as ``(mu + k * sigma) / 255``.
     ``mu`` and ``sigma`` are the SEVIR VIL pixel mean and standard deviation: the official code
     estimates no statistics of the window mean (its demo rule is twice the observed future
@@ -99,7 +99,7 @@ def _sevirlr_contract() -> InputContract:
         alignment={"quantity": "mean_future_intensity", "mu": SEVIR_VIL_MEAN,
                    "sigma": SEVIR_VIL_STD, "units": "VIL (0-255)",
                    "prediction": "mean(VIL / 255) per forecast frame (official alignment network)",
-                   "target_units": "normalised",
+                   "target_units": "x/255",  # the official network, whatever the contract
                    "statistics": "SEVIR VIL pixel mean and standard deviation (official SEVIR "
                                  "loader); PreDiff gives none for the window mean"})
 
