@@ -46,4 +46,6 @@ def test_attention_and_ffn_compile_with_inductor_and_match_eager(skip_or_fail) -
     with torch.no_grad():
         expected = block(x)
         compiled = torch.compile(block)(x)
+    # inductor fuses and reorders the float32 sums (over 16..64 channels, a few chained):
+    # reduction_error(64, float32) = 3.8e-6 per reduction of unit-size terms -> 1e-5
     torch.testing.assert_close(compiled, expected, rtol=1e-5, atol=1e-5)

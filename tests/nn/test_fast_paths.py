@@ -3,6 +3,14 @@
 Each fast path is compared, in float64 where rounding would hide a mistake, with the
 direct formulation (the one the official code uses): nearest upsampling + convolution,
 SDPA, and attention on the zero-padded grid.
+
+Tolerances (docs/conventions.md, "Tolerances"): the two sides sum the same terms of unit-size
+random inputs in another order, over reductions of at most ~500 terms, a few in a chain:
+``reduction_error(500, float64) * sum|terms|`` is ~6e-14 per reduction, so outputs are held to
+1e-12 (1e-13 where only one reduction differs) and gradients, whose terms are larger and pass
+twice as many reductions, to 1e-10. The float32 oneDNN linears are held to torch's float32
+tolerances scaled to their reduction: ``reduction_error(16, float32) * sum|x w|`` ~ 1e-5 for
+outputs, 1e-4 for gradients summed over 150 rows.
 """
 
 from __future__ import annotations
