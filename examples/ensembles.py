@@ -50,8 +50,8 @@ STEPS = 3 if FAST else None  # DDIM steps; None: the steps the model's guide sca
 sst = tutorial.open_dataset("enso", n_years=4 if FAST else 60)["sst"]
 ens = xearthformer.ensemble(sst, n=N, steps=STEPS, model=MODEL, seed=0)
 print(ens.dims)  # ('init', 'member', 'lead', 'lat', 'lon')
-print({k: ens.attrs[k] for k in ("forecast_model", "sampler", "steps", "eta", "guide_scale",
-                                  "guidance_norm", "seed")})
+print({k: ens.attrs[k] for k in ("forecast_model", "sampler", "steps", "eta", "members",
+                                  "seed")})  # a controlled one adds kc_control, guide_scale, ...
 # the same as sst.earthformer.ensemble(n=N, steps=STEPS, model=MODEL, seed=0), member for member
 
 # %%
@@ -67,13 +67,15 @@ save(fig, "plume")
 # `kc_sigma=k` steers every member toward futures whose alignment quantity (here the
 # forecast window's mean Nino3.4 anomaly) is `mu + k * sigma` of the training data. A list
 # gives a `kc_sigma` dim; the scenarios share the members' noise, so they differ only by the
-# control. `guide_scale=` sets the strength (default: the model's tuned value, scaled for the
-# number of steps).
+# control. `control=` picks the method (`"clean_estimate"`, this package's, is the demo
+# models' default; `"mean_shift"` is PreDiff's knowledge alignment) and `guide_scale=` its
+# strength; `attrs["kc_control"]` and `attrs["guide_scale"]` record what ran.
 
 # %%
 sc = xearthformer.ensemble(sst, n=N, steps=STEPS, model=MODEL, kc_sigma=[-2, 0, 2], seed=0)
 print(sc.dims)  # ('init', 'kc_sigma', 'member', 'lead', 'lat', 'lon')
 print(sc.attrs["kc_quantity"], "targets", [round(t, 2) for t in sc.attrs["kc_target"]])
+print(sc.attrs["kc_control"], "guide_scale per step", sc.attrs["guide_scale"])
 achieved = metrics.nino34(sc, climatology=0).mean(["member", "lead"]).isel(init=0)
 print("achieved Nino3.4 window means:", achieved.round(2).values)
 
