@@ -368,8 +368,8 @@ def forecast(
         cells missing at every context time are filled, any other NaN raises. The policy is
         recorded in ``attrs["missing_policy"]``.
     bad_values : {"raise", "mask", "clip"}
-        Infinite values, values more than 10 times the model's scale from its centre (10
-        standard deviations of a z-scored model's input) and values outside the model's valid
+        Infinite values, values more than 50 times the model's scale from its centre
+        (``_preprocess.MAX_NORMALISED``: far beyond any real anomaly) and values outside the model's valid
         range raise :class:`BadValueError` naming where they are; ``"mask"`` treats them as
         missing, ``"clip"`` clips them to the model's range (recorded in the attrs).
 
