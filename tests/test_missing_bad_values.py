@@ -97,6 +97,19 @@ def test_far_out_value_raises_or_clips(sst, toy) -> None:
     assert "bad_values_fixed" not in xearthformer.forecast(inside, lead=2, model=toy).attrs
 
 
+def test_a_shifted_field_raises_whatever_the_policy(sst, toy) -> None:
+    """Every value within the model's range, but the whole field shifted by 20 scales (as
+    absolute temperatures given to an anomaly model are): refused, never masked or clipped."""
+    c = xearthformer.load_model(toy).card.contract
+    shifted = sst + 2 * pre.MAX_MEAN_SHIFT * abs(c.scale)
+    assert float(abs(shifted - c.offset).max()) < pre.MAX_NORMALISED * abs(c.scale)
+    for policy in ("raise", "mask", "clip"):
+        with pytest.raises(pre.BadValueError, match="whole field is shifted"):
+            xearthformer.forecast(shifted, lead=2, model=toy, bad_values=policy)
+    # half the limit: accepted
+    xearthformer.forecast(sst + 0.5 * pre.MAX_MEAN_SHIFT * abs(c.scale), lead=2, model=toy)
+
+
 def test_valid_range_of_radar_models(tmp_path) -> None:
     toy = save_toy_model(tmp_path / "toy-storms", "storms")
     vil = xearthformer.tutorial.open_dataset("storms", n_events=1, size=32, n_frames=13)["vil"]

@@ -571,6 +571,10 @@ MOSTLY_MISSING = 0.5
 #: about 10 K (20 scales). 50 scales (23 K here) still catches a fill value, a unit mix-up or
 #: the issue's 1e6 K.
 MAX_NORMALISED = 50.0
+#: A context whose mean lies more than this many scales from the model's offset is shifted as a
+#: whole (absolute values given to an anomaly model, or wrong units): each value may look
+#: plausible, their mean does not. Anomalies of the tutorial data average under 2 scales.
+MAX_MEAN_SHIFT = 10.0
 
 
 class BadValueError(LayoutError):
@@ -631,6 +635,20 @@ def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy
             f"({abs(contract.scale):g} {contract.units}) from its centre ({contract.offset:g}"
             f"{' anomaly' if contract.anomaly else ''}), far outside its training data, e.g. "
             f"{float(x[far].flat[0]):.6g} at {_places(far, times, where, n_t)}")
+    with np.errstate(invalid="ignore"):
+        good = np.where(np.isfinite(x) & ~far, x, np.nan)
+        counts = np.isfinite(good).sum(axis=(2, 3, 4, 5))
+        means = np.nansum(good, axis=(2, 3, 4, 5)) / np.maximum(counts, 1)
+        shift = np.abs(means - contract.offset) / abs(contract.scale)
+    shifted = (counts > 0) & (shift > MAX_MEAN_SHIFT)
+    if shifted.any():
+        raise BadValueError(
+            f"the context's mean is {float(shift[shifted].max()):.3g} times the model's scale "
+            f"({abs(contract.scale):g} {contract.units}) from its centre ({contract.offset:g}"
+            f"{' anomaly' if contract.anomaly else ''}): the whole field is shifted, far outside "
+            "its training data (absolute values given to a model of anomalies, or the wrong "
+            "units). Pass anomalies (subtract a climatology) or set units= / the data's units "
+            "attribute; bad_values= cannot fix a shifted field.")
     if outside.any():
         problems.append(
             f"{int(outside.sum())} value(s) outside the model's valid range "
