@@ -62,13 +62,13 @@ def box_mean(
     south, north, west, east = region
     # region edges compared with the rounding slack of the grid's own coordinates (float32
     # files: a few 1e-5 degrees), so a grid point on the edge stays in on any machine
-    _TOL = coordinate_tolerance(np.asarray(field[lat].values), np.asarray(field[lon].values), 360.0)
+    tol = coordinate_tolerance(np.asarray(field[lat].values), np.asarray(field[lon].values), 360.0)
     lat_v = np.asarray(field[lat].values, dtype=float)
     lon_v = np.asarray(field[lon].values, dtype=float) % 360.0
     west360, east360 = west % 360.0, east % 360.0
     width = (east360 - west360) % 360.0
-    in_lat = (lat_v >= south - _TOL) & (lat_v <= north + _TOL)
-    in_lon = ((lon_v - west360) % 360.0) <= width + _TOL
+    in_lat = (lat_v >= south - tol) & (lat_v <= north + tol)
+    in_lon = ((lon_v - west360) % 360.0) <= width + tol
     grid = (f"latitude {lat_v.min():g}..{lat_v.max():g}, longitude "
             f"{np.asarray(field[lon].values).min():g}..{np.asarray(field[lon].values).max():g}")
     box = f"{south:g}..{north:g}N, {west:g}..{east:g}E"
@@ -80,8 +80,8 @@ def box_mean(
     dlat, dlon = _spacing(lat_v), _spacing(np.sort(lon_v))
     sel_lat, sel_lon = lat_v[in_lat], lon_v[in_lon]
     offsets = (sel_lon - west360) % 360.0
-    if (sel_lat.min() > south + dlat + _TOL or sel_lat.max() < north - dlat - _TOL
-            or offsets.min() > dlon + _TOL or offsets.max() < width - dlon - _TOL):
+    if (sel_lat.min() > south + dlat + tol or sel_lat.max() < north - dlat - tol
+            or offsets.min() > dlon + tol or offsets.max() < width - dlon - tol):
         raise GridError(
             f"the grid ({grid}) covers only part of the region {box}. Expected the whole region "
             "inside the grid; pass data covering it, or a smaller region=."
