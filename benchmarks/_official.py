@@ -10,10 +10,12 @@ import importlib
 import importlib.util
 import sys
 import types
+from pathlib import Path
 
 
-def official_cuboid_module():
-    """The module ``earthformer.cuboid_transformer.cuboid_transformer``, or a clear error."""
+def official_package_root() -> Path:
+    """Folder of the installed official ``earthformer`` package, registered in ``sys.modules``
+    as a bare package (its ``__init__`` is not run), or a clear error."""
     if "earthformer" not in sys.modules:
         spec = importlib.util.find_spec("earthformer")
         if spec is None or not spec.submodule_search_locations:
@@ -22,6 +24,12 @@ def official_cuboid_module():
         package = types.ModuleType("earthformer")
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules["earthformer"] = package
+    return Path(sys.modules["earthformer"].__path__[0])
+
+
+def official_cuboid_module():
+    """The module ``earthformer.cuboid_transformer.cuboid_transformer``, or a clear error."""
+    official_package_root()
     return importlib.import_module("earthformer.cuboid_transformer.cuboid_transformer")
 
 

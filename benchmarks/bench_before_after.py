@@ -5,7 +5,10 @@ tree and the new one on the import path, one fresh process per case and tree, al
 which tree goes first from round to round, so that the load of a shared machine hits both
 alike. Each child also times the official model in the same process, so the per-case
 ``official/ours`` ratio is a second, load-normalised figure. Prints, per case, the median
-over the rounds of ours (old, new), the ratio new/old and official/ours for each tree.
+over the rounds of ours (old, new), their ratio new/old, the median of the per-round ratios
+(old and new of the same round are neighbours in time, so this paired figure cancels the
+machine's drift from round to round: quote it on a shared machine) and official/ours for each
+tree.
 
 ``--ours-only`` times our model alone in each child (no official model, no memory or FLOP
 count): a quicker run on a loaded machine, whose figure is the ratio new/old.
@@ -194,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
                 ours[name].append(s["ours"])
                 ratio[name].append(s["official"] / s["ours"] if "official" in s else float("nan"))
         med = {k: statistics.median(v) for k, v in ours.items()}
-        line = (f"{case:<20} ours old {med['old']:.3f}s new {med['new']:.3f}s | new/old {med['new'] / med['old']:.3f} "
-                f"(per round {', '.join(f'{n / o:.3f}' for n, o in zip(ours['new'], ours['old']))})")
+        paired = [n / o for n, o in zip(ours["new"], ours["old"])]
+        line = (f"{case:<20} ours old {med['old']:.3f}s new {med['new']:.3f}s | new/old {med['new'] / med['old']:.3f}, "
+                f"median of paired rounds {statistics.median(paired):.3f} "
+                f"(per round {', '.join(f'{r:.3f}' for r in paired)})")
         if not args.ours_only:
             line += (f" | official/ours old {statistics.median(ratio['old']):.2f}x "
                      f"new {statistics.median(ratio['new']):.2f}x")

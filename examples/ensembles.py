@@ -8,7 +8,7 @@
 # (`xearthformer.metrics`) against persistence, and the ensemble and scenario figures.
 #
 # Environment: `XEARTHFORMER_EXAMPLE_OUT` (folder for figures, default `example_output`),
-# `XEARTHFORMER_FAST=1` (few members, few DDIM steps, few inits: for the test suite; the
+# `XEARTHFORMER_FAST=1` (few members, few denoising steps, few inits: for the test suite; the
 # numbers are then noisy).
 
 # %%
@@ -37,7 +37,7 @@ def save(fig, name):
 
 MODEL = "prediff-demo-enso"
 N = 4 if FAST else 20  # members
-STEPS = 3 if FAST else None  # DDIM steps; None: the steps the model's guide scale was tuned for
+STEPS = 3 if FAST else None  # denoising steps; None: the model card's default (DPM-Solver++, 15)
 
 # %% [markdown]
 # ## An ensemble

@@ -33,13 +33,14 @@ from __future__ import annotations
 import argparse
 import ast
 import importlib
-import importlib.util
 import json
 import sys
-import types
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from _official import official_package_root  # noqa: E402  (the shim the benchmarks use)
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "data" / "earthnet2021"
@@ -65,19 +66,6 @@ CASES = {
                       "vectors, non-square grid, aux already on the frame grid"),
     },
 }
-
-
-def official_package():
-    """Register a bare ``earthformer`` package (its ``__init__`` needs pkg_resources)."""
-    if "earthformer" not in sys.modules:
-        spec = importlib.util.find_spec("earthformer")
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit("the official implementation is not installed: run `make bench-env` "
-                             "(pip install --no-deps earthformer==0.2.1)")
-        package = types.ModuleType("earthformer")
-        package.__path__ = list(spec.submodule_search_locations)
-        sys.modules["earthformer"] = package
-    return Path(sys.modules["earthformer"].__path__[0])
 
 
 def script_mapping(root: Path):
@@ -153,7 +141,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(1)  # one reduction order for the float32 references
-    root = official_package()
+    root = official_package_root()
     aux = importlib.import_module("earthformer.cuboid_transformer.cuboid_transformer_unet_dec")
     cls = aux.CuboidTransformerAuxModel
     args.out.mkdir(parents=True, exist_ok=True)

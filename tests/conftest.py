@@ -35,6 +35,21 @@ def _skip_or_fail(message: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(scope="session")
+def import_or_skip():
+    """``import_or_skip(name, how)``: import a module a test needs; skip when it is missing,
+    fail under ``CI=true`` (CI installs the test extra, so a missing one is a broken set-up)."""
+    import importlib
+
+    def load(name: str, how: str = "install the test extra: pip install -e .[test]"):
+        try:
+            return importlib.import_module(name)
+        except ImportError as error:
+            _skip_or_fail(f"{name} is not installed ({error}): {how}")
+
+    return load
+
+
 @pytest.fixture(params=["reference", "sdpa", "auto"])
 def backend(request):
     """Run the test under each attention backend that applies on the CPU (all three)."""

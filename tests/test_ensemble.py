@@ -39,7 +39,7 @@ def test_dims_coords_and_attrs(sst):
     assert ens["lead"].values.tolist() == [1, 2, 3, 4]
     assert ens["valid_time"].dims == ("init", "lead")
     xr.testing.assert_identical(ens["lat"], sst["lat"])
-    assert ens.attrs["units"] == "K" and ens.attrs["sampler"] == "ddim" and ens.attrs["steps"] == 3
+    assert ens.attrs["units"] == "K" and ens.attrs["sampler"] == "dpmpp" and ens.attrs["steps"] == 3
     assert "prediff-demo-enso" in str(ens.attrs)
     # land stays NaN, ocean is finite, members differ
     land = sst.isel(time=-1).isnull()

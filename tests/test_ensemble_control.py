@@ -32,7 +32,7 @@ def test_control_per_call_and_attrs_record_what_ran(sst):
     assert clean.attrs["kc_control"] == "clean_estimate"
     assert clean.attrs["guide_scale"] == 1.0 and clean.attrs["guidance_norm"] == "per_sample"
     assert "not PreDiff's knowledge alignment" in clean.attrs["kc_control_description"]
-    assert clean.attrs["sampler"] == "ddim" and clean.attrs["steps"] == 3
+    assert clean.attrs["sampler"] == "dpmpp" and clean.attrs["steps"] == 3  # the card's default sampler
     # the official method on request: PreDiff's lambda 50 for 1000 DDPM steps, x 1000 / 3
     assert shift.attrs["kc_control"] == "mean_shift"
     assert shift.attrs["guide_scale"] == pytest.approx(50.0 * 1000 / 3)

@@ -53,3 +53,25 @@ def test_dpmpp_bad_steps_and_eta(sst):
         xearthformer.ensemble(sst, n=1, sampler="dpmpp", steps=0, progress=False)
     with pytest.raises(EnsembleOptionError, match="eta=0.5: sampler='dpmpp' takes eta=0"):
         xearthformer.ensemble(sst, n=1, sampler="dpmpp", eta=0.5, progress=False)
+
+
+def test_default_sampler_is_the_cards_choice():
+    """prediff-demo-enso's card makes DPM-Solver++ (15 steps, the SDE) its default, with the
+    evidence beside it; the storms demo keeps the sampler it was tuned with, and an explicit
+    ``sampler=`` or ``steps=`` wins (issue 23 §1)."""
+    from xearthformer import _ensemble
+
+    def resolved(name, **kw):
+        opts = dict(control=None, sampler=None, steps=None, norm=None, guide_scale=None) | kw
+        return _ensemble.resolve_options(xearthformer.load_model(name), **opts)
+
+    enso = resolved("prediff-demo-enso")
+    assert (enso.sampler, enso.steps, enso.eta) == ("dpmpp", DPMPP_DEFAULT_STEPS, 1.0)
+    card = xearthformer.load_model("prediff-demo-enso").card.training
+    assert "bench_ensemble.py" in card["default_sampler"]["evidence"]
+    assert (resolved("prediff-demo-enso", steps=7).sampler, resolved("prediff-demo-enso", steps=7).steps) == (
+        "dpmpp", 7)
+    ddim = resolved("prediff-demo-enso", sampler="ddim")
+    assert (ddim.sampler, ddim.steps) == ("ddim", card["sampler"]["num_steps"])
+    storms = resolved("prediff-demo-storms")
+    assert storms.sampler == "ddim"

@@ -62,10 +62,10 @@ def tour_code() -> str:
 
 
 @pytest.mark.slow
-def test_readme_tour_runs_in_a_jupyter_kernel_and_shows_progress(tmp_path):
-    nbformat = pytest.importorskip("nbformat", reason="install the test extra: pip install -e .[test]")
-    nbclient = pytest.importorskip("nbclient", reason="install the test extra: pip install -e .[test]")
-    pytest.importorskip("ipykernel", reason="install the test extra: pip install -e .[test]")
+def test_readme_tour_runs_in_a_jupyter_kernel_and_shows_progress(tmp_path, import_or_skip):
+    nbformat = import_or_skip("nbformat")
+    nbclient = import_or_skip("nbclient")
+    import_or_skip("ipykernel")
     lines = [line for line in tour_code().splitlines() if line.strip()]
     cells = [nbformat.v4.new_code_cell("import torch; torch.set_num_threads(2)")]
     cells += [nbformat.v4.new_code_cell(line) for line in lines]

@@ -317,6 +317,7 @@ class ControlDefaults:
     norm: str
     guide_scale: float  # per step, as applied (clean_estimate: the fraction, clamped to [0, 1])
     official: bool  # the official method on an official (non-demo) model
+    eta: float | None = None  # the stochasticity of the card's sampler chosen (None: not given)
 
 
 def resolve_options(model: LoadedModel, *, control: str | None, sampler: str | None,
@@ -326,7 +327,9 @@ def resolve_options(model: LoadedModel, *, control: str | None, sampler: str | N
     * ``control``: the card's (``training["control"]``; ``"mean_shift"`` without one).
     * ``"mean_shift"`` on an official (non-demo) model whose card tuned no other control: the
       official defaults, DDPM over the whole schedule, ``norm="batch"``, ``guide_scale`` 50.
-    * otherwise the card's tuned sampler and steps, ``norm="per_sample"``; ``guide_scale``:
+    * otherwise the card's default sampler and steps (``training["default_sampler"]``, chosen
+      on measured skill: DPM-Solver++ with 15 steps for the ENSO demo), else the sampler and
+      steps it was tuned with (``training["sampler"]``), ``norm="per_sample"``; ``guide_scale``:
       for ``"mean_shift"`` the card's value when it tuned the mean shift (else the official 50
       for 1000 DDPM steps), scaled by ``tuned_steps / steps``; for ``"clean_estimate"`` the
       card's fraction (1.0 without one), not scaled: it is a fraction of the violation.
@@ -340,9 +343,15 @@ def resolve_options(model: LoadedModel, *, control: str | None, sampler: str | N
     total = int((model.card.official_kwargs.get("schedule") or {}).get("timesteps", 1000))
     tuned = training.get("sampler", {}) if isinstance(training.get("sampler"), dict) else {}
     official = control == "mean_shift" and card_control == "mean_shift" and not model.card.demo
+    tuned_steps = int(tuned.get("num_steps", 50)) if tuned else total
+    default = training.get("default_sampler") if isinstance(training.get("default_sampler"), dict) else None
+    eta = tuned.get("eta")
+    if sampler is None and default is not None and not official:
+        sampler, eta = str(default["name"]), default.get("eta", eta)
+        if steps is None:
+            steps = int(default["num_steps"])
     if sampler is None:
         sampler = "ddpm" if official and not tuned else str(tuned.get("name", "ddim"))
-    tuned_steps = int(tuned.get("num_steps", 50)) if tuned else total
     if steps is None:
         steps = tuned_steps
     if sampler == "ddpm":
@@ -362,7 +371,8 @@ def resolve_options(model: LoadedModel, *, control: str | None, sampler: str | N
     if control == "clean_estimate":
         guide_scale = min(max(float(guide_scale), 0.0), 1.0)
     return ControlDefaults(control=control, sampler=str(sampler), steps=steps, norm=str(norm),
-                           guide_scale=float(guide_scale), official=official)
+                           guide_scale=float(guide_scale), official=official,
+                           eta=None if eta is None else float(eta))
 
 
 CONTROL_DESCRIPTIONS = {

@@ -29,12 +29,14 @@ def to_physical(y: np.ndarray, contract: InputContract, clim: np.ndarray | None,
     ``out_months`` (``"n l"``, year*12+month-1) picks the climatology added back; ``land`` is
     ``"s n h w c"``.
     """
-    out = contract.denormalise(np.asarray(y, dtype=np.float64))
+    out = contract.denormalise(np.asarray(y, dtype=np.float64))  # a new array: updated in place
     if clim is not None:
-        out = out + clim[out_months % 12][None, ..., None]
-    out = out + unit_shift
-    out = np.where(np.broadcast_to(land[:, :, None], out.shape), np.nan, out)
-    return out.astype(np.float32)
+        out += clim[out_months % 12][None, ..., None]
+    if unit_shift:
+        out += unit_shift
+    out = out.astype(np.float32)
+    np.putmask(out, np.broadcast_to(land[:, :, None], out.shape), np.float32(np.nan))
+    return out
 
 
 def valid_time(inits: np.ndarray, lead_values: Sequence[int], units: str) -> np.ndarray:

@@ -3,7 +3,8 @@
 :func:`prepare` checks the data against a model's :class:`~xearthformer.zoo.model_dir.InputContract`
 and returns a :class:`Prepared` plan: the data on the model's grid in the model's units, the
 climatology to subtract, the inits, and what to undo on the way out. :func:`normalised_context`
-turns a block of contexts into the model's normalised ``"s n t h w c"`` array with land filled.
+(in :mod:`xearthformer._quality`, with the ``missing=`` and ``bad_values=`` policies) turns a block
+of contexts into the model's normalised ``"s n t h w c"`` array with land filled.
 Everything is numpy + xarray; dask arrays stay lazy here.
 """
 
@@ -30,6 +31,16 @@ from ._layout import (
     find_dims,
     normalise_units,
     time_index,
+)
+from ._quality import (  # noqa: F401  (re-exported: forecast and ensemble use them from here)
+    BAD_VALUE_POLICIES,
+    MAX_MEAN_SHIFT,
+    MAX_NORMALISED,
+    MISSING_POLICIES,
+    MOSTLY_MISSING,
+    BadValueError,
+    check_policies,
+    normalised_context,
 )
 from .zoo.model_dir import InputContract
 
@@ -94,7 +105,7 @@ class Prepared:
     user_units: str | None
     notes: list[str]
     spatial_coords: dict[Hashable, xr.DataArray]  # model order, user values and attrs
-    user_order: tuple[np.ndarray, np.ndarray] | None  # isel back to the user's order
+    user_order: tuple[np.ndarray | slice, np.ndarray | slice] | None  # isel back to the user's order
     regrid: str | None
     source: xr.DataArray  # the user's (first) variable before regridding, for regrid_back
     attrs: dict[str, Any]
@@ -246,6 +257,25 @@ def _match(user: np.ndarray, model: np.ndarray, periodic: bool) -> np.ndarray | 
     return idx if ok.all() and np.unique(idx).size == idx.size else None
 
 
+def as_indexer(index: np.ndarray) -> np.ndarray | slice:
+    """``index`` as a slice where it is an evenly stepped run (the model's grid a window of the
+    user's, or in reverse order), so that ``isel`` takes a view instead of copying the archive.
+
+    Examples
+    --------
+    >>> as_indexer(np.array([3, 4, 5])), as_indexer(np.array([2, 1, 0])), as_indexer(np.array([0, 2, 1]))
+    (slice(3, 6, 1), slice(2, None, -1), array([0, 2, 1]))
+    """
+    index = np.asarray(index)
+    if index.ndim != 1 or index.size == 0:
+        return index
+    step = int(index[1] - index[0]) if index.size > 1 else 1
+    if step == 0 or not np.array_equal(index, index[0] + step * np.arange(index.size)):
+        return index
+    stop = int(index[-1]) + step
+    return slice(int(index[0]), None if stop < 0 else stop, step)
+
+
 def _describe(values: np.ndarray) -> str:
     v = np.asarray(values, float)
     if v.size < 2:
@@ -285,8 +315,8 @@ def _to_model_grid(da: xr.DataArray, dims: Dims, contract: InputContract, regrid
              for d, m, p in zip(user_dims, contract.spatial_dims, lon_flags)]
     if all(i is not None for i in index):
         iy, ix = index
-        out = da.isel({dims.y: iy, dims.x: ix})
-        return out, (np.argsort(iy), np.argsort(ix)), None
+        out = da.isel({dims.y: as_indexer(iy), dims.x: as_indexer(ix)})
+        return out, (as_indexer(np.argsort(iy)), as_indexer(np.argsort(ix))), None
     if regrid is None:
         raise GridError(
             f"the data's grid ({found}) is not the model's grid ({_expected_grid(contract)}). "
@@ -559,178 +589,6 @@ def context_windows(values: np.ndarray, positions: np.ndarray, in_len: int, offs
     return values[:, index]
 
 
-#: Policies for missing cells inside a context (``missing=``), and for bad values (``bad_values=``).
-MISSING_POLICIES = ("context", "strict")
-BAD_VALUE_POLICIES = ("raise", "mask", "clip")
-#: A context with more than this fraction of the model's sea (non-land) cells missing raises.
-MOSTLY_MISSING = 0.5
-#: Values more than this many of the model's ``scale`` from its ``offset`` are outside anything
-#: physical the model could have been trained on. ``scale`` is one number for the whole grid
-#: (0.46 K for the demo ENSO model), so 10 of it is only a few local standard deviations where
-#: the variability is large: the tutorial data reach 14.5 scales (6.7 K), real SST anomalies
-#: about 10 K (20 scales). 50 scales (23 K here) still catches a fill value, a unit mix-up or
-#: the issue's 1e6 K.
-MAX_NORMALISED = 50.0
-#: A context whose mean lies more than this many scales from the model's offset is shifted as a
-#: whole (absolute values given to an anomaly model, or wrong units): each value may look
-#: plausible, their mean does not. Anomalies of the tutorial data average under 2 scales.
-MAX_MEAN_SHIFT = 10.0
-
-
-class BadValueError(LayoutError):
-    """Non-finite values, or values far outside the model's training range or valid range."""
-
-
-def check_policies(missing: str, bad_values: str) -> None:
-    """Raise :class:`ValueError` for an unknown ``missing=`` or ``bad_values=``."""
-    if missing not in MISSING_POLICIES:
-        raise ValueError(f"missing={missing!r} is not known; expected one of {MISSING_POLICIES}.")
-    if bad_values not in BAD_VALUE_POLICIES:
-        raise ValueError(f"bad_values={bad_values!r} is not known; expected one of "
-                         f"{BAD_VALUE_POLICIES}.")
-
-
-def _places(mask: np.ndarray, times: Sequence[Any], where: Any, n_t: int, k: int = 3) -> str:
-    """The first ``k`` places of ``mask`` (``"s n t h w c"``) as text."""
-    out = []
-    for _, n, t, h, w, _ in list(zip(*np.nonzero(mask)))[:k]:
-        init = str(times[n])[:19] if len(times) else n
-        if where is not None:
-            (yname, yv), (xname, xv) = where
-            cell = f"{yname}={float(yv[h]):g}, {xname}={float(xv[w]):g}"
-        else:
-            cell = f"row {h}, col {w}"
-        out.append(f"(init {init}, step {t - n_t + 1}, {cell})")
-    return ", ".join(out)
-
-
-def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy: str,
-                times: Sequence[Any], where: Any, stats: dict | None) -> np.ndarray:
-    """Apply ``bad_values=`` to the physical contexts ``raw``; returns ``raw - clim_term``
-    (anomalies where the model subtracts a climatology) with bad values masked or clipped."""
-    x = raw - clim_term
-    fix = ("Mask them (da.where(np.isfinite(da) & (abs(da) < LIMIT))) or fix the source; or pass "
-           "bad_values='mask' (treated as missing, see missing=) or bad_values='clip'.")
-    lo, hi = contract.offset - MAX_NORMALISED * abs(contract.scale), (
-        contract.offset + MAX_NORMALISED * abs(contract.scale))
-    with np.errstate(invalid="ignore"):
-        infinite = np.isinf(x)
-        far = ~infinite & ((x < lo) | (x > hi))
-        if np.ndim(clim_term) and np.isfinite(clim_term).any():  # no climatology at a cell:
-            c_lo, c_hi = np.nanmin(clim_term), np.nanmax(clim_term)  # its range bounds the data
-            far |= (np.isnan(x) & np.isfinite(raw)) & ((raw < c_lo + lo) | (raw > c_hi + hi))
-            x = np.where(np.isnan(x) & far, raw, x)  # named in the message by its value
-        outside = np.zeros_like(far)
-        if contract.valid_range is not None:
-            vlo, vhi = contract.valid_range
-            outside = np.isfinite(raw) & ((raw < vlo) | (raw > vhi))
-    n_t = x.shape[2]
-    problems = []
-    if infinite.any():
-        problems.append(f"{int(infinite.sum())} infinite value(s), e.g. at "
-                        f"{_places(infinite, times, where, n_t)}")
-    if far.any():
-        problems.append(
-            f"{int(far.sum())} value(s) more than {MAX_NORMALISED:g} times the model's scale "
-            f"({abs(contract.scale):g} {contract.units}) from its centre ({contract.offset:g}"
-            f"{' anomaly' if contract.anomaly else ''}), far outside its training data, e.g. "
-            f"{float(x[far].flat[0]):.6g} at {_places(far, times, where, n_t)}")
-    with np.errstate(invalid="ignore"):
-        good = np.where(np.isfinite(x) & ~far, x, np.nan)
-        counts = np.isfinite(good).sum(axis=(2, 3, 4, 5))
-        means = np.nansum(good, axis=(2, 3, 4, 5)) / np.maximum(counts, 1)
-        shift = np.abs(means - contract.offset) / abs(contract.scale)
-    shifted = (counts > 0) & (shift > MAX_MEAN_SHIFT)
-    if shifted.any():
-        raise BadValueError(
-            f"the context's mean is {float(shift[shifted].max()):.3g} times the model's scale "
-            f"({abs(contract.scale):g} {contract.units}) from its centre ({contract.offset:g}"
-            f"{' anomaly' if contract.anomaly else ''}): the whole field is shifted, far outside "
-            "its training data (absolute values given to a model of anomalies, or the wrong "
-            "units). Pass anomalies (subtract a climatology) or set units= / the data's units "
-            "attribute; bad_values= cannot fix a shifted field.")
-    if outside.any():
-        problems.append(
-            f"{int(outside.sum())} value(s) outside the model's valid range "
-            f"{contract.valid_range}, e.g. {float(raw[outside].flat[0]):.6g} at "
-            f"{_places(outside, times, where, n_t)}")
-    if not problems:
-        return x
-    if policy == "raise":
-        raise BadValueError("the context holds " + "; ".join(problems) + ". " + fix)
-    if stats is not None:
-        stats["bad_values"] = stats.get("bad_values", 0) + int((infinite | far | outside).sum())
-    if policy == "mask":
-        return np.where(infinite | far | outside, np.nan, x)
-    # clip: to the valid range, then to the model's range (no climatology: stays missing)
-    base = np.clip(raw, *contract.valid_range) if contract.valid_range is not None else raw
-    return np.clip(base - clim_term, lo, hi)
-
-
-def normalised_context(windows: np.ndarray, contract: InputContract, land: np.ndarray,
-                       clim: np.ndarray | None, months: np.ndarray | None,
-                       times: Sequence[Any] = (), *, missing: str = "context",
-                       bad_values: str = "raise", where: Any = None,
-                       stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Physical contexts ``"s n t h w c"`` -> (normalised float32 contexts, land ``"s n h w c"``).
-
-    Land = the model's land mask plus the cells missing under the ``missing=`` policy, all
-    filled with the normalised ``fill_value`` (and NaN again in the forecast):
-
-    * ``"context"`` (default): a cell missing at *any* time of a context is missing for that
-      whole context (real archives have gaps that change from month to month: sea ice, sparse
-      observations). A context with more than :data:`MOSTLY_MISSING` of the model's sea cells
-      missing raises :class:`~xearthformer._layout.MissingDataError`.
-    * ``"strict"``: only cells missing at *every* context time are filled; any other NaN raises.
-
-    ``bad_values=`` (``"raise"``, ``"mask"``, ``"clip"``): infinite values, values more than
-    :data:`MAX_NORMALISED` times the model's scale from its offset, or outside the model's
-    ``valid_range`` raise :class:`BadValueError` naming where they are, or are masked (then
-    missing) or clipped. ``months`` (``"n t"``, year*12+month-1) selects the climatology to
-    subtract; ``where`` (``((y name, values), (x name, values))``) names places in messages;
-    ``stats`` (a dict) receives the counts of filled cells and bad values.
-    """
-    raw = np.asarray(windows, dtype=np.float64)
-    clim_term = clim[months % 12][None, ..., None] if clim is not None else 0.0
-    x = _bad_values(raw, clim_term, contract, bad_values, times, where, stats)
-    missing_mask = np.isnan(x)
-    if missing_mask.all():
-        raise MissingDataError("the context is entirely NaN; pass data with values (check the "
-                               "variable, the time selection and the fill values).")
-    sea = ~np.asarray(land, bool)[None, None, :, :, None]
-    if missing == "strict":
-        land_item = missing_mask.all(axis=2) | ~sea
-        sporadic = missing_mask & ~land_item[:, :, None]
-        if sporadic.any():
-            raise MissingDataError(
-                f"{int(sporadic.sum())} missing value(s) inside the context outside land/missing "
-                f"cells, e.g. at {_places(sporadic, times, where, x.shape[2])}. With "
-                "missing='strict' only cells missing at every context time are treated as land; "
-                "fill or interpolate the others (da.interpolate_na('time')), or pass "
-                "missing='context'."
-            )
-    else:
-        land_item = missing_mask.any(axis=2) | ~sea
-        n_sea = max(int(sea.sum()), 1)
-        fraction = (land_item & sea).sum(axis=(2, 3)) / n_sea  # "s n c"
-        if (fraction > MOSTLY_MISSING).any():
-            s, n, _ = np.unravel_index(int(np.argmax(fraction)), fraction.shape)
-            init = str(times[n])[:19] if len(times) else n
-            raise MissingDataError(
-                f"the context of init {init} is mostly missing: {100 * fraction.max():.0f}% of "
-                f"the model's {n_sea} sea cells lack a value at some context time (more than "
-                f"{100 * MOSTLY_MISSING:.0f}% is refused). Check the variable, its fill values "
-                "and the region; choose inits with data, or fill the gaps first "
-                "(da.interpolate_na('time'))."
-            )
-    if stats is not None:
-        stats["missing_cells"] = stats.get("missing_cells", 0) + int((land_item & sea).sum())
-    xn = contract.normalise(np.where(missing_mask, 0.0, x))
-    xn = np.where(np.broadcast_to(land_item[:, :, None], xn.shape),
-                  contract.normalise(np.float64(contract.fill_value)), xn)
-    return xn.astype(np.float32), land_item
-
-
 def check_all_nan_context(prep: Prepared) -> None:
     """Eager check (numpy input only) that the last context is not all NaN."""
     arrays = prep.data if isinstance(prep.data, list) else [prep.data]
@@ -743,4 +601,5 @@ def check_all_nan_context(prep: Prepared) -> None:
 
 
 __all__ += ["stacked", "context_windows", "check_all_nan_context", "TimeStepError",
-            "check_policies", "MISSING_POLICIES", "BAD_VALUE_POLICIES"]
+            "check_policies", "MISSING_POLICIES", "BAD_VALUE_POLICIES", "MAX_NORMALISED", "MAX_MEAN_SHIFT",
+            "MOSTLY_MISSING"]

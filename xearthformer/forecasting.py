@@ -369,7 +369,7 @@ def forecast(
         recorded in ``attrs["missing_policy"]``.
     bad_values : {"raise", "mask", "clip"}
         Infinite values, values more than 50 times the model's scale from its centre
-        (``_preprocess.MAX_NORMALISED``: far beyond any real anomaly) and values outside the model's valid
+        (``_quality.MAX_NORMALISED``: far beyond any real anomaly) and values outside the model's valid
         range raise :class:`BadValueError` naming where they are; ``"mask"`` treats them as
         missing, ``"clip"`` clips them to the model's range (recorded in the attrs).
 

@@ -13,11 +13,10 @@ import xearthformer
 from xearthformer.cli import main
 from xearthformer.zoo.toy import save_toy_model
 
-distributed = pytest.importorskip("distributed", reason="the 'test' extra installs distributed")
-
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(import_or_skip):
+    distributed = import_or_skip("distributed", "the 'test' extra installs distributed")
     # threads in this process (cheap), but a real TCP scheduler the CLI connects to by address
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
                                   protocol="tcp", dashboard_address=None) as cluster:

@@ -44,14 +44,12 @@ deviation of the step just taken.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from xearthformer.diffusion.guidance import Guidance
-from xearthformer.diffusion.samplers import Denoiser, StepCallback, _noise, _Sampler
+from xearthformer.diffusion.samplers import _noise, _Sampler
 from xearthformer.diffusion.schedule import NoiseSchedule
 from xearthformer.nn._validation import ConfigError
 
@@ -178,37 +176,18 @@ class DPMSolverSampler(_Sampler):
         _, sigma_t, lambda_t = self._alpha_sigma_lambda(step_prev)
         return sigma_t * math.sqrt(-math.expm1(-2.0 * (lambda_t - lambda_s)))
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoiser: Denoiser,
-        z_T: Tensor,
-        cond: Tensor,
-        *,
-        guidance: Guidance | None = None,
-        generator: torch.Generator | Sequence[torch.Generator] | None = None,
-        callback: StepCallback | None = None,
-    ) -> Tensor:
-        """Denoise ``z_T: "b t h w c"`` to ``z_0`` over :attr:`timesteps`.
-
-        ``generator`` (one, or one per batch row) draws the noise of ``eta = 1``; the ODE
-        solver draws none. ``callback(step, z)`` is called after each step with the new latent.
-        """
-        steps = self.timesteps.tolist()
-        z, d_before, step_before = z_T, None, None
-        for step, step_prev in zip(steps, steps[1:] + [-1], strict=True):
-            t = torch.full((z.shape[0],), step, dtype=torch.long, device=z.device)
-            d, _ = self.predict(denoiser, z, t, cond)
-            if guidance is not None and hasattr(guidance, "correct_start"):
-                d = guidance.correct_start(d, t)
-            c_z, c_0, c_1 = self.coefficients(step, step_prev, step_before)
-            new = c_z * z + c_0 * d if c_1 == 0.0 else c_z * z + c_0 * d + c_1 * d_before
-            if guidance is not None:
-                new = guidance.shift_mean(new, z, t, self.posterior_std(t, z))
-            std = self.noise_std(step, step_prev)
-            if std > 0:
-                new = new + std * _noise(z, generator)
-            z, d_before, step_before = new, d, step
-            if callback is not None:
-                callback(step, z)
-        return z
+    def _move(self, denoiser, z, step, step_prev, cond, guidance, generator, memory):
+        """One solver step; ``memory`` is the previous step and its clean estimate ``(step, D)``."""
+        step_before, d_before = memory if memory is not None else (None, None)
+        t = torch.full((z.shape[0],), step, dtype=torch.long, device=z.device)
+        d, _ = self.predict(denoiser, z, t, cond)
+        if guidance is not None and hasattr(guidance, "correct_start"):
+            d = guidance.correct_start(d, t)
+        c_z, c_0, c_1 = self.coefficients(step, step_prev, step_before)
+        new = c_z * z + c_0 * d if c_1 == 0.0 else c_z * z + c_0 * d + c_1 * d_before
+        if guidance is not None:
+            new = guidance.shift_mean(new, z, t, self.posterior_std(t, z))
+        std = self.noise_std(step, step_prev)
+        if std > 0:
+            new = new + std * _noise(z, generator)
+        return new, (step, d)

@@ -2,8 +2,8 @@
 
 Both work with any denoiser callable ``out = denoiser(z_t, t, cond)`` returning the noise (or
 ``z_0`` with ``parameterization="x0"``) in the shape of ``z_t``; ``t`` is an int64 tensor ``"b"``.
-All randomness comes from the ``generator=`` argument. The loops are written out in
-:meth:`DDPMSampler.sample` and :meth:`DDIMSampler.sample`.
+All randomness comes from the ``generator=`` argument. The one loop over the visited steps is
+``_Sampler.sample``; each sampler says how it makes one move (``_move``).
 
 * :class:`DDPMSampler` is PreDiff's sampler: 1000 ancestral steps with the posterior variance
   ``beta_tilde`` (``predict_start_from_noise``, ``q_posterior``, ``p_mean_variance``, noise except
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -115,6 +116,41 @@ class _Sampler:
         """``sigma_t = exp(0.5 * posterior_log_variance_clipped[t])``, ``(b, 1, ..., 1)``."""
         return torch.exp(0.5 * self._coef("posterior_log_variance_clipped", t, like))
 
+    @property
+    def timesteps(self) -> Tensor:  # pragma: no cover - every sampler defines its own
+        raise NotImplementedError
+
+    def _move(self, denoiser: Denoiser, z: Tensor, step: int, step_prev: int, cond: Tensor,
+              guidance: Guidance | None, generator: torch.Generator | Sequence[torch.Generator] | None,
+              memory: Any) -> tuple[Tensor, Any]:
+        """One move ``step -> step_prev`` of :meth:`sample` (``step_prev = -1``: to ``z_0``):
+        the new latent and what the next move needs to remember (multistep solvers)."""
+        raise NotImplementedError  # pragma: no cover
+
+    @torch.no_grad()
+    def sample(
+        self,
+        denoiser: Denoiser,
+        z_T: Tensor,
+        cond: Tensor,
+        *,
+        guidance: Guidance | None = None,
+        generator: torch.Generator | Sequence[torch.Generator] | None = None,
+        callback: StepCallback | None = None,
+    ) -> Tensor:
+        """Denoise ``z_T: "b t h w c"`` (pure noise) to ``z_0`` over :attr:`timesteps`.
+
+        ``generator`` (one, or one per batch row) draws the noise of stochastic steps.
+        ``callback(step, z)`` is called after each step with the new latent.
+        """
+        steps = self.timesteps.tolist()
+        z, memory = z_T, None
+        for step, step_prev in zip(steps, steps[1:] + [-1], strict=True):
+            z, memory = self._move(denoiser, z, step, step_prev, cond, guidance, generator, memory)
+            if callback is not None:
+                callback(step, z)
+        return z
+
 
 class DDPMSampler(_Sampler):
     """Ancestral sampling over every step, from ``T-1`` down to ``0`` (PreDiff's ``p_sample_loop``).
@@ -194,28 +230,8 @@ class DDPMSampler(_Sampler):
         nonzero = (t > 0).to(z_t.dtype).reshape(-1, *([1] * (z_t.ndim - 1)))
         return mean + nonzero * sigma * _noise(z_t, generator)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoiser: Denoiser,
-        z_T: Tensor,
-        cond: Tensor,
-        *,
-        guidance: Guidance | None = None,
-        generator: torch.Generator | Sequence[torch.Generator] | None = None,
-        callback: StepCallback | None = None,
-    ) -> Tensor:
-        """Denoise ``z_T: "b t h w c"`` (pure noise) to ``z_0`` in ``T`` steps.
-
-        ``callback(step, z)`` is called after each step with the new latent.
-        """
-        z = z_T
-        for step in range(self.schedule.num_timesteps - 1, -1, -1):
-            t = torch.full((z.shape[0],), step, dtype=torch.long, device=z.device)
-            z = self.step(denoiser, z, t, cond, guidance=guidance, generator=generator)
-            if callback is not None:
-                callback(step, z)
-        return z
+    def _move(self, denoiser, z, step, step_prev, cond, guidance, generator, memory):
+        return self.step(denoiser, z, step, cond, guidance=guidance, generator=generator), None
 
 
 class DDIMSampler(_Sampler):
@@ -316,24 +332,5 @@ class DDIMSampler(_Sampler):
             return mean
         return mean + sigma * _noise(z_t, generator)
 
-    @torch.no_grad()
-    def sample(
-        self,
-        denoiser: Denoiser,
-        z_T: Tensor,
-        cond: Tensor,
-        *,
-        guidance: Guidance | None = None,
-        generator: torch.Generator | Sequence[torch.Generator] | None = None,
-        callback: StepCallback | None = None,
-    ) -> Tensor:
-        """Denoise ``z_T: "b t h w c"`` to ``z_0`` over :attr:`timesteps`."""
-        steps = self.timesteps.tolist()
-        z = z_T
-        for step, step_prev in zip(steps, steps[1:] + [-1], strict=True):
-            t = torch.full((z.shape[0],), step, dtype=torch.long, device=z.device)
-            t_prev = torch.full_like(t, step_prev)
-            z = self.step(denoiser, z, t, t_prev, cond, guidance=guidance, generator=generator)
-            if callback is not None:
-                callback(step, z)
-        return z
+    def _move(self, denoiser, z, step, step_prev, cond, guidance, generator, memory):
+        return self.step(denoiser, z, step, step_prev, cond, guidance=guidance, generator=generator), None

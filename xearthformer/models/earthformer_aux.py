@@ -27,10 +27,8 @@ from torch import nn
 
 from ..nn._validation import ConfigError
 from ..nn.layers import PosEmbed
-from .earthformer import Earthformer
-from .earthformer_codec import CuboidTransformerEncoder
+from .earthformer import Earthformer, build_encoder, build_front_end, decoder_options
 from .earthformer_config import EarthformerConfig
-from .earthformer_io import InitialEncoder, InitialStackPatchMergingEncoder, _merge_factor
 from .earthformer_unet_decoder import CROSS_MODES, CuboidTransformerUNetDecoder
 from .init import initialise_earthformer
 
@@ -113,58 +111,23 @@ class EarthformerAux(nn.Module):
     def __init__(self, config: EarthformerAuxConfig) -> None:
         super().__init__()
         self.config = cfg = config
-        t_in = cfg.input_shape[0]
         t_out = cfg.target_shape[0]
         self.num_global_vectors = cfg.num_global_vectors
         if cfg.num_global_vectors > 0:
             self.init_global_vectors = nn.Parameter(
                 torch.zeros(cfg.num_global_vectors, cfg.global_dim_ratio * cfg.base_units))
         top_shape = self._build_ends(cfg)
-        act = cfg.initial_downsample_activation
-        if cfg.initial_downsample_type == "conv":
-            self.initial_aux_encoder = InitialEncoder(cfg.auxiliary_channels, cfg.base_units,
-                                                      _merge_factor(cfg.initial_downsample_scale),
-                                                      cfg.initial_downsample_conv_layers, act, cfg.padding_type)
-        else:
-            n = cfg.initial_downsample_stack_conv_num_layers
-            self.initial_aux_encoder = InitialStackPatchMergingEncoder(
-                n, cfg.auxiliary_channels, cfg.initial_downsample_stack_conv_dim_list or (cfg.base_units,) * n,
-                cfg.initial_downsample_stack_conv_downscale_list,
-                cfg.initial_downsample_stack_conv_num_conv_list, act, cfg.padding_type)
-        stack = dict(num_heads=cfg.num_heads, attn_drop=cfg.attn_drop, proj_drop=cfg.proj_drop,
-                     ffn_drop=cfg.ffn_drop, activation=cfg.ffn_activation, gated_ffn=cfg.gated_ffn,
-                     norm_layer=cfg.norm_layer, checkpoint_level=int(cfg.checkpoint_level),
-                     use_relative_pos=cfg.use_relative_pos)
-        self.encoder = CuboidTransformerEncoder(
-            input_shape=top_shape[:3] + (cfg.base_units,), base_units=cfg.base_units, block_units=cfg.block_units,
-            scale_alpha=cfg.scale_alpha, depth=cfg.enc_depth, downsample=cfg.downsample,
-            block_attn_patterns=cfg.enc_attn_patterns, block_cuboid_size=cfg.enc_cuboid_size,
-            block_strategy=cfg.enc_cuboid_strategy, block_shift_size=cfg.enc_shift_size,
-            use_global_vector=cfg.num_global_vectors > 0, global_dim_ratio=cfg.global_dim_ratio,
-            padding_type=cfg.padding_type, use_inter_ffn=cfg.enc_use_inter_ffn,
-            use_global_vector_ffn=cfg.use_global_vector_ffn, use_global_self_attn=cfg.use_global_self_attn,
-            separate_global_qkv=cfg.separate_global_qkv, use_final_proj=cfg.self_attn_use_final_proj, **stack)
+        self.initial_aux_encoder = build_front_end(cfg, cfg.auxiliary_channels)
+        self.encoder = build_encoder(cfg, top_shape)
         self.enc_pos_embed = PosEmbed(cfg.base_units, *top_shape[:3], typ=cfg.pos_embed_type)
         mem_shapes = self.encoder.mem_shapes
         # built and saved, never used in forward (official)
         self.dec_pos_embed = PosEmbed(mem_shapes[-1][-1], t_out, mem_shapes[-1][1], mem_shapes[-1][2],
                                       typ=cfg.pos_embed_type)
-        has_global = cfg.num_global_vectors > 0
         self.decoder = CuboidTransformerUNetDecoder(
             target_temporal_length=t_out, mem_shapes=mem_shapes, depth=cfg.dec_depth, downsample=cfg.downsample,
-            upsample_kernel_size=cfg.upsample_kernel_size, block_self_attn_patterns=cfg.dec_self_attn_patterns,
-            block_cross_attn_patterns=cfg.dec_cross_attn_patterns, max_temporal_relative=t_in + t_out,
-            padding_type=cfg.padding_type, cross_mode=cfg.unet_dec_cross_mode, cross_start=cfg.dec_cross_start,
-            block_self_cuboid_size=cfg.dec_self_cuboid_size, block_self_cuboid_strategy=cfg.dec_self_cuboid_strategy,
-            block_self_shift_size=cfg.dec_self_shift_size, block_cross_cuboid_hw=cfg.dec_cross_cuboid_hw,
-            block_cross_cuboid_strategy=cfg.dec_cross_cuboid_strategy, block_cross_shift_hw=cfg.dec_cross_shift_hw,
-            block_cross_n_temporal=cfg.dec_cross_n_temporal, cross_last_n_frames=cfg.dec_cross_last_n_frames,
-            hierarchical_pos_embed=cfg.dec_hierarchical_pos_embed, pos_embed_type=cfg.pos_embed_type,
-            use_self_global=has_global and cfg.use_dec_self_global, self_update_global=cfg.dec_self_update_global,
-            use_cross_global=has_global and cfg.use_dec_cross_global,
-            use_global_vector_ffn=cfg.use_global_vector_ffn, use_global_self_attn=cfg.use_global_self_attn,
-            separate_global_qkv=cfg.separate_global_qkv, global_dim_ratio=cfg.global_dim_ratio,
-            use_inter_ffn=cfg.dec_use_inter_ffn, use_final_proj=cfg.self_attn_use_final_proj, **stack)
+            upsample_kernel_size=cfg.upsample_kernel_size, cross_mode=cfg.unet_dec_cross_mode,
+            cross_start=cfg.dec_cross_start, **decoder_options(cfg))
         initialise_earthformer(self)
 
     @classmethod
