@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import json
 from importlib import resources
 from pathlib import Path
@@ -259,10 +260,23 @@ _OFFICIAL: dict[str, ZooEntry] = {
 
 
 def _demo_entries(demo_dir: Path | None = None) -> dict[str, ZooEntry]:
+    """The demo models in ``demo_dir``, read again only when a ``model.json`` there changes
+    (``load_model`` asks at every chunk of a hindcast: 4 ms of json each time otherwise)."""
     demo_dir = DEMO_DIR if demo_dir is None else demo_dir
-    out: dict[str, ZooEntry] = {}
     if not demo_dir.is_dir():
-        return out
+        return {}
+    stamp = []
+    for path in sorted(demo_dir.iterdir()):
+        try:
+            stamp.append((path.name, (path / "model.json").stat().st_mtime_ns))
+        except OSError:
+            stamp.append((path.name, None))
+    return dict(_read_demo_entries(demo_dir, tuple(stamp)))
+
+
+@functools.lru_cache(maxsize=8)
+def _read_demo_entries(demo_dir: Path, stamp: tuple) -> dict[str, ZooEntry]:
+    out: dict[str, ZooEntry] = {}
     for path in sorted(demo_dir.iterdir()):
         if not is_model_dir(path):
             continue
