@@ -159,7 +159,7 @@ def ensemble(
     >>> dict(ens.sizes)
     {'init': 1, 'kc_sigma': 2, 'member': 2, 'lead': 3, 'lat': 24, 'lon': 48}
     >>> ens.attrs["sampler"], ens["member"].attrs["standard_name"]
-    ('ddim', 'realization')
+    ('dpmpp', 'realization')
     """
     from . import _ensemble  # noqa: PLC0415
 

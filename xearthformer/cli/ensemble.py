@@ -52,9 +52,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--model", default="prediff-demo-enso", help="PreDiff zoo name or directory")
     parser.add_argument("--init", help="'last' (default), a time, START:END, or T1,T2,...")
     parser.add_argument("--steps", type=int,
-                        help="denoising steps (default: DDIM the model's tuned value, dpmpp 15)")
+                        help="denoising steps (default: the model card's; dpmpp 15)")
     parser.add_argument("--sampler", choices=["ddim", "ddpm", "dpmpp"],
-                        help="default: the model's (DDPM for the official method on an official model)")
+                        help="default: the model card's (dpmpp for prediff-demo-enso; DDPM for the "
+                             "official method on an official model)")
     parser.add_argument("--control", choices=["mean_shift", "clean_estimate"],
                         help="knowledge control: mean_shift (PreDiff's knowledge alignment) or "
                              "clean_estimate (this package's method); default: the model's")
