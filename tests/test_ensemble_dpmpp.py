@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import xearthformer
-from xearthformer.ensembles import DPMPP_DEFAULT_STEPS, EnsembleOptionError
+from xearthformer._ensemble import DPMPP_DEFAULT_STEPS
+from xearthformer.ensembles import EnsembleOptionError
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +70,10 @@ def test_default_sampler_is_the_cards_choice():
     assert (enso.sampler, enso.steps, enso.eta) == ("dpmpp", DPMPP_DEFAULT_STEPS, 1.0)
     card = xearthformer.load_model("prediff-demo-enso").card.training
     assert "bench_ensemble.py" in card["default_sampler"]["evidence"]
-    assert (resolved("prediff-demo-enso", steps=7).sampler, resolved("prediff-demo-enso", steps=7).steps) == (
-        "dpmpp", 7)
+    seven = resolved("prediff-demo-enso", steps=7)
+    assert (seven.sampler, seven.steps) == ("dpmpp", 7)
+    by_name = resolved("prediff-demo-storms", sampler="dpmpp")
+    assert (by_name.sampler, by_name.steps) == ("dpmpp", DPMPP_DEFAULT_STEPS)
     ddim = resolved("prediff-demo-enso", sampler="ddim")
     assert (ddim.sampler, ddim.steps) == ("ddim", card["sampler"]["num_steps"])
     storms = resolved("prediff-demo-storms")

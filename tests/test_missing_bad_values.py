@@ -10,7 +10,7 @@ import torch
 import xarray as xr
 
 import xearthformer
-from xearthformer import _preprocess as pre
+from xearthformer import _quality as quality
 from xearthformer import forecasting as F
 from xearthformer.zoo.toy import save_toy_model
 
@@ -69,7 +69,7 @@ def test_infinite_value_raises_naming_where(sst, toy) -> None:
     bad = sst.copy()
     bad[-2, 12, 30] = np.inf
     lat, lon = float(sst.lat[12]), float(sst.lon[30])
-    with pytest.raises(pre.BadValueError,
+    with pytest.raises(quality.BadValueError,
                        match=rf"1 infinite value.*step -1, lat={lat:g}, lon={lon:g}.*bad_values="):
         xearthformer.forecast(bad, lead=2, model=toy)
     masked = xearthformer.forecast(bad, lead=2, model=toy, bad_values="mask")
@@ -83,17 +83,17 @@ def test_far_out_value_raises_or_clips(sst, toy) -> None:
     c = xearthformer.load_model(toy).card.contract
     bad = sst.copy()
     bad[-1, 5, 5] = 1e6  # 1e6 K: a unit or fill-value mistake
-    with pytest.raises(pre.BadValueError, match=r"more than 50 times the model's scale.*1e\+06"):
+    with pytest.raises(quality.BadValueError, match=r"more than 50 times the model's scale.*1e\+06"):
         xearthformer.forecast(bad, lead=2, model=toy)
     clipped = xearthformer.forecast(bad, lead=2, model=toy, bad_values="clip")
     at_limit = sst.copy()
-    at_limit[-1, 5, 5] = c.offset + pre.MAX_NORMALISED * abs(c.scale)  # where clip puts it
+    at_limit[-1, 5, 5] = c.offset + quality.MAX_NORMALISED * abs(c.scale)  # where clip puts it
     ref = xearthformer.forecast(at_limit, lead=2, model=toy)
     np.testing.assert_array_equal(clipped.values, ref.values)
     assert clipped.attrs["bad_values_fixed"] == 1
     # just inside the model's range: no error, no fix
     inside = sst.copy()
-    inside[-1, 5, 5] = c.offset + 0.99 * pre.MAX_NORMALISED * abs(c.scale)
+    inside[-1, 5, 5] = c.offset + 0.99 * quality.MAX_NORMALISED * abs(c.scale)
     assert "bad_values_fixed" not in xearthformer.forecast(inside, lead=2, model=toy).attrs
 
 
@@ -101,13 +101,13 @@ def test_a_shifted_field_raises_whatever_the_policy(sst, toy) -> None:
     """Every value within the model's range, but the whole field shifted by 20 scales (as
     absolute temperatures given to an anomaly model are): refused, never masked or clipped."""
     c = xearthformer.load_model(toy).card.contract
-    shifted = sst + 2 * pre.MAX_MEAN_SHIFT * abs(c.scale)
-    assert float(abs(shifted - c.offset).max()) < pre.MAX_NORMALISED * abs(c.scale)
+    shifted = sst + 2 * quality.MAX_MEAN_SHIFT * abs(c.scale)
+    assert float(abs(shifted - c.offset).max()) < quality.MAX_NORMALISED * abs(c.scale)
     for policy in ("raise", "mask", "clip"):
-        with pytest.raises(pre.BadValueError, match="whole field is shifted"):
+        with pytest.raises(quality.BadValueError, match="whole field is shifted"):
             xearthformer.forecast(shifted, lead=2, model=toy, bad_values=policy)
     # half the limit: accepted
-    xearthformer.forecast(sst + 0.5 * pre.MAX_MEAN_SHIFT * abs(c.scale), lead=2, model=toy)
+    xearthformer.forecast(sst + 0.5 * quality.MAX_MEAN_SHIFT * abs(c.scale), lead=2, model=toy)
 
 
 def test_valid_range_of_radar_models(tmp_path) -> None:
@@ -115,7 +115,7 @@ def test_valid_range_of_radar_models(tmp_path) -> None:
     vil = xearthformer.tutorial.open_dataset("storms", n_events=1, size=32, n_frames=13)["vil"]
     vil = vil.astype("float32")
     vil[0, -1, 3, 3] = 300.0  # above the 0..255 VIL scale
-    with pytest.raises(pre.BadValueError, match=r"outside the model's valid range \(0.0, 255.0\)"):
+    with pytest.raises(quality.BadValueError, match=r"outside the model's valid range \(0.0, 255.0\)"):
         xearthformer.forecast(vil, lead=1, model=toy)
     assert xearthformer.forecast(vil, lead=1, model=toy, bad_values="clip").notnull().all()
 
@@ -129,7 +129,7 @@ def test_normalised_context_policies_directly() -> None:
     x[0, 0, 1, 0, 1, 0] = np.nan  # one cell missing at one time
     land = np.zeros((2, 2), bool)
     stats: dict = {}
-    xn, filled = pre.normalised_context(x, c, land, None, None, stats=stats)
+    xn, filled = quality.normalised_context(x, c, land, None, None, stats=stats)
     assert filled[0, 0, :, :, 0].tolist() == [[False, True], [False, False]]
     assert np.all(xn[0, 0, :, 0, 1, 0] == np.float32(c.normalise(c.fill_value)))
     assert stats["missing_cells"] == 1

@@ -11,7 +11,7 @@ import torch
 import xarray as xr
 
 import xearthformer
-from xearthformer import _preprocess as pre
+from xearthformer import _quality as quality
 from xearthformer import _reader as reader
 from xearthformer.evaluate import evaluate
 from xearthformer.metrics import GridError, monthly_climatology, nino34
@@ -99,7 +99,7 @@ def test_sst_archive_ensemble(convention) -> None:
 def test_hadisst_sea_ice_value_is_a_clear_error(toy) -> None:
     da = hadisst()  # sea ice written as -1000 C: not missing, not a temperature
     clim = monthly_climatology(da.where(da > -999))
-    with pytest.raises(pre.BadValueError, match=r"value\(s\) more than 50 times.*-1000|bad_values="):
+    with pytest.raises(quality.BadValueError, match=r"value\(s\) more than 50 times.*-1000|bad_values="):
         xearthformer.forecast(da, lead=2, model=toy, regrid="linear", climatology=clim)
     masked = xearthformer.forecast(da, lead=2, model=toy, regrid="linear", climatology=clim,
                                    bad_values="mask")

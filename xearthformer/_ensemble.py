@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _postprocess as post
 from . import _preprocess as pre
+from . import _quality as quality
 from .zoo import LoadedModel, load_model
 from .zoo.model_dir import InputContract
 
@@ -257,7 +258,7 @@ def run_ensemble_chunk(values: np.ndarray, positions: np.ndarray, offset: int, j
     windows = pre.context_windows(np.asarray(values), positions, c.in_len, offset)
     ctx_months = (None if job.months is None
                   else job.months[positions[:, None] + np.arange(-c.in_len + 1, 1)])
-    x, land = pre.normalised_context(windows, c, job.land, job.clim, ctx_months, job.times[positions],
+    x, land = quality.normalised_context(windows, c, job.land, job.clim, ctx_months, job.times[positions],
                                      missing=job.missing, bad_values=job.bad_values,
                                      where=job.where, stats=stats)
     s, n = x.shape[:2]
@@ -307,6 +308,11 @@ FAST_EXACT_STEPS = 1
 FAST_TOL = 0.01
 
 
+#: DPM-Solver++ steps when ``sampler="dpmpp"`` is asked for without ``steps``
+#: (benchmarks/bench_ensemble.py, issue 23; prediff-demo-enso's card makes it its default)
+DPMPP_DEFAULT_STEPS = 15
+
+
 @dataclasses.dataclass(frozen=True)
 class ControlDefaults:
     """What an ensemble call runs when the caller leaves an option at None."""
@@ -346,6 +352,8 @@ def resolve_options(model: LoadedModel, *, control: str | None, sampler: str | N
     tuned_steps = int(tuned.get("num_steps", 50)) if tuned else total
     default = training.get("default_sampler") if isinstance(training.get("default_sampler"), dict) else None
     eta = tuned.get("eta")
+    if sampler == "dpmpp" and steps is None:  # asked for by name: the solver's own default
+        steps = DPMPP_DEFAULT_STEPS
     if sampler is None and default is not None and not official:
         sampler, eta = str(default["name"]), default.get("eta", eta)
         if steps is None:

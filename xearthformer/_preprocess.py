@@ -3,7 +3,7 @@
 :func:`prepare` checks the data against a model's :class:`~xearthformer.zoo.model_dir.InputContract`
 and returns a :class:`Prepared` plan: the data on the model's grid in the model's units, the
 climatology to subtract, the inits, and what to undo on the way out. :func:`normalised_context`
-(in :mod:`xearthformer._quality`, with the ``missing=`` and ``bad_values=`` policies) turns a block
+(:mod:`xearthformer._quality`, with the ``missing=`` and ``bad_values=`` policies) turns a block
 of contexts into the model's normalised ``"s n t h w c"`` array with land filled.
 Everything is numpy + xarray; dask arrays stay lazy here.
 """
@@ -32,23 +32,11 @@ from ._layout import (
     normalise_units,
     time_index,
 )
-from ._quality import (  # noqa: F401  (re-exported: forecast and ensemble use them from here)
-    BAD_VALUE_POLICIES,
-    MAX_MEAN_SHIFT,
-    MAX_NORMALISED,
-    MISSING_POLICIES,
-    MOSTLY_MISSING,
-    BadValueError,
-    check_policies,
-    normalised_context,
-)
 from .zoo.model_dir import InputContract
 
 __all__ = [
-    "BadValueError",
     "GridError", "DtypeError", "InitError", "LeadError", "AnomalyError", "MissingVariableError",
     "RegridDependencyError", "Prepared", "prepare", "parse_lead", "select_inits",
-    "normalised_context",
 ]
 
 _NEAR_ZERO = 0.1  # climatology mean below this fraction of the scale: "near zero"
@@ -600,6 +588,4 @@ def check_all_nan_context(prep: Prepared) -> None:
                                        "with values.")
 
 
-__all__ += ["stacked", "context_windows", "check_all_nan_context", "TimeStepError",
-            "check_policies", "MISSING_POLICIES", "BAD_VALUE_POLICIES", "MAX_NORMALISED", "MAX_MEAN_SHIFT",
-            "MOSTLY_MISSING"]
+__all__ += ["stacked", "context_windows", "check_all_nan_context", "TimeStepError"]

@@ -10,7 +10,7 @@ float32 input. On the way it applies the two policies users choose on ``forecast
   :class:`BadValueError`, or are masked or clipped. A whole field shifted by more than
   :data:`MAX_MEAN_SHIFT` scales always raises.
 
-Numpy only; :mod:`xearthformer._preprocess` re-exports all of it.
+Numpy only.
 """
 
 from __future__ import annotations
@@ -84,14 +84,9 @@ def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy
     lo, hi = contract.offset - MAX_NORMALISED * abs(contract.scale), (
         contract.offset + MAX_NORMALISED * abs(contract.scale))
     with np.errstate(invalid="ignore"):
-        # one pass in the common case: |x - centre| near or beyond the limit (a superset of
-        # x < lo or x > hi whatever their rounding; +-inf too, NaN not); exact tests if any
-        near = np.abs(x - contract.offset) > (1 - 1e-9) * MAX_NORMALISED * abs(contract.scale)
-        if near.any():
-            infinite = np.isinf(x)
-            far = ~infinite & ((x < lo) | (x > hi))
-        else:
-            infinite, far = np.zeros(x.shape, bool), np.zeros(x.shape, bool)
+        far = (x < lo) | (x > hi)  # +-inf included, NaN not
+        infinite = np.isinf(x) if far.any() else np.zeros(x.shape, bool)  # the rare case
+        far &= ~infinite
         if np.ndim(clim_term) and np.isfinite(clim_term).any():  # no climatology at a cell:
             c_lo, c_hi = np.nanmin(clim_term), np.nanmax(clim_term)  # its range bounds the data
             far |= (np.isnan(x) & np.isfinite(raw)) & ((raw < c_lo + lo) | (raw > c_hi + hi))
@@ -112,7 +107,7 @@ def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy
             f"{' anomaly' if contract.anomaly else ''}), far outside its training data, e.g. "
             f"{float(x[far].flat[0]):.6g} at {_places(far, times, where, n_t)}")
     with np.errstate(invalid="ignore"):
-        good = ~np.isnan(x) & ~infinite & ~far if far.any() or infinite.any() else ~np.isnan(x)
+        good = ~(np.isnan(x) | infinite | far)
         counts = good.sum(axis=(2, 3, 4, 5))
         means = np.where(good, x, 0.0).sum(axis=(2, 3, 4, 5)) / np.maximum(counts, 1)
         shift = np.abs(means - contract.offset) / abs(contract.scale)

@@ -26,8 +26,6 @@ from .zoo import LoadedModel
 __all__ = ["ensemble", "EnsembleOptionError", "DEFAULT_ENSEMBLE_MODEL"]
 
 DEFAULT_ENSEMBLE_MODEL = "prediff-demo-enso"
-#: DPM-Solver++ steps when ``steps`` is not given (benchmarks/bench_ensemble.py, issue 23)
-DPMPP_DEFAULT_STEPS = 15
 
 
 def _models_with_alignment() -> list[str]:
@@ -182,8 +180,6 @@ def ensemble(
     if len(scenarios) == 0:
         raise EnsembleOptionError("kc_sigma=[] is empty; give None, a number or a list of numbers.")
     training = loaded.card.training if isinstance(loaded.card.training, dict) else {}
-    if steps is None and sampler == "dpmpp":
-        steps = DPMPP_DEFAULT_STEPS
     opts = _ensemble.resolve_options(loaded, control=control, sampler=sampler, steps=steps,
                                      norm=norm, guide_scale=guide_scale)
     _ensemble.check_settings(loaded, n=n, kc_sigma=scenarios, steps=opts.steps,

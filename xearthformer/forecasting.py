@@ -4,7 +4,7 @@ The path of the data (DESIGN.md section 1), each step in its own function:
 
 1. :func:`xearthformer._preprocess.prepare`: variables, dims, dtype, time step, grid (exact
    match, crop, or ``regrid=``), units, anomaly vs climatology;
-2. :func:`~xearthformer._preprocess.normalised_context`: contexts for a set of inits, land and
+2. :func:`~xearthformer._quality.normalised_context`: contexts for a set of inits, land and
    all-missing cells filled, other NaN an error;
 3. the torch model, rolled forward on its own output when ``lead`` exceeds its output length;
 4. :func:`~xearthformer._postprocess.to_physical` and :func:`~xearthformer._postprocess.wrap`:
@@ -26,10 +26,11 @@ import xarray as xr
 
 from . import _postprocess as post
 from . import _preprocess as pre
+from . import _quality as quality
 from ._layout import LayoutError, MissingDataError, MissingDimError, TimeStepError, UnitsError
+from ._quality import BadValueError
 from ._preprocess import (
     AnomalyError,
-    BadValueError,
     DtypeError,
     GridError,
     InitError,
@@ -140,7 +141,7 @@ def plan_forecast(data: xr.DataArray | xr.Dataset, *, lead: int | Sequence[int],
     >>> plan.inits.astype("datetime64[M]"), plan.lead_values.tolist()
     (array(['1951-12'], dtype='datetime64[M]'), [1, 2, 3])
     """
-    pre.check_policies(missing, bad_values)
+    quality.check_policies(missing, bad_values)
     device = _device(device)
     loaded, spec = _resolve_model(model, weights, config, device)
     if isinstance(model, LoadedModel):
@@ -179,7 +180,7 @@ def normalised_contexts(plan: ForecastPlan, values: np.ndarray, positions: np.nd
     windows = pre.context_windows(values, positions, c.in_len, offset)
     months = plan.prep.month_index()
     ctx_months = None if months is None else months[positions[:, None] + np.arange(-c.in_len + 1, 1)]
-    return pre.normalised_context(windows, c, plan.prep.land, plan.prep.clim, ctx_months,
+    return quality.normalised_context(windows, c, plan.prep.land, plan.prep.clim, ctx_months,
                                   plan.prep.times[positions], missing=plan.missing,
                                   bad_values=plan.bad_values, where=plan.where())
 
@@ -259,7 +260,7 @@ def _run_chunk(values: np.ndarray, positions: np.ndarray, offset: int, job: _Chu
     windows = pre.context_windows(np.asarray(values), positions, c.in_len, offset)
     ctx_months = (None if job.months is None
                   else job.months[positions[:, None] + np.arange(-c.in_len + 1, 1)])
-    x, land = pre.normalised_context(windows, c, job.land, job.clim, ctx_months,
+    x, land = quality.normalised_context(windows, c, job.land, job.clim, ctx_months,
                                      job.times[positions], missing=job.missing,
                                      bad_values=job.bad_values, where=job.where, stats=stats)
     s, n = x.shape[:2]
