@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -224,7 +225,14 @@ def test_distributed_two_workers(archive):
             distributed.Client(cluster) as client:
         two = evaluate("persistence", archive, chunk_size=3, client=client, **kw)
         cluster.scale(1)
-        client.wait_for_workers(1)
+        # Wait on the client's own view. ``client.wait_for_workers`` would overwrite the
+        # cluster's worker table with a scheduler snapshot that already lacks the retired
+        # worker; the scheduler's "remove" message then finds no entry and distributed's
+        # SpecCluster raises KeyError on close (a race seen in CI with distributed 2026.8).
+        deadline = time.monotonic() + 60
+        while len(client.nthreads()) != 1:
+            assert time.monotonic() < deadline, "the cluster did not scale down to one worker"
+            time.sleep(0.1)
         one = evaluate("persistence", archive, chunk_size=3, client=client, **kw)
     for res in (two, one):
         xr.testing.assert_identical(res["hits"], threaded["hits"])
