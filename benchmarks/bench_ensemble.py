@@ -1,4 +1,4 @@
-"""Benchmark of ``xearthformer.ensemble`` with the demo PreDiff ENSO model: DDPM-1000 vs DDIM-N.
+"""Benchmark of ``xearthformer.ensemble`` with the demo PreDiff models: DDPM-1000 vs DDIM-N vs DPM-Solver++.
 
 What it measures, in one run on the same held-out inits (the default tutorial ENSO data,
 seed 0, which the demo model never saw):
@@ -20,6 +20,9 @@ CRPS(DDIM-50) <= 1.05 CRPS(DDPM-1000). Issue 23: DPM-Solver++ at 10-15 steps wit
 
 Run: ``python benchmarks/bench_ensemble.py`` (``--quick`` for a smoke run: 2 inits, DDPM
 replaced by DDIM-200; ``--skip-ddpm`` to compare DDIM and DPM-Solver++ only).
+``--model prediff-demo-storms`` runs the same comparison on the storms demo model: its held-out
+cases are the events of the tutorial storms data (seed 0, never seen in training), one init each
+(the 13th frame), verified on the 12 frames that follow (VIL 0-255, all cells).
 
 ``--control`` measures instead what knowledge control costs (issue 25): in one process, on
 the same init, ``--reps`` rounds alternating the plain ensemble, ``kc_sigma=K`` and
@@ -47,13 +50,24 @@ import xearthformer
 from xearthformer import metrics
 
 MODEL = "prediff-demo-enso"
+MODELS = ("prediff-demo-enso", "prediff-demo-storms")
+
+
+def verifying(ens: xr.DataArray, obs_archive: xr.DataArray) -> xr.DataArray:
+    """The observations at the ensemble's valid times (and events, for storms)."""
+    obs = obs_archive.sel(time=ens["valid_time"]).drop_vars("time")
+    return obs.sel(event=ens["event"]) if "event" in ens.dims else obs
+
+
+def scored_dims(ens: xr.DataArray) -> list[str]:
+    return [d for d in ens.dims if d != "member"]
 
 
 def crps(ens: xr.DataArray, obs_archive: xr.DataArray) -> float:
-    obs = obs_archive.sel(time=ens["valid_time"]).drop_vars("time")
+    obs = verifying(ens, obs_archive)
     ocean = obs.notnull().all(["init", "lead"])
     score = xs.crps_ensemble(obs.where(ocean, 0.0), ens.where(ocean, 0.0), member_dim="member",
-                             dim=["init", "lead", "lat", "lon"])
+                             dim=scored_dims(ens))
     return float(score) * float(ocean.size) / float(ocean.sum())  # mean over ocean cells only
 
 
@@ -104,32 +118,44 @@ def toy_table() -> None:
 
 
 def spread_skill_ratio(ens: xr.DataArray, obs_archive: xr.DataArray) -> float:
-    obs = obs_archive.sel(time=ens["valid_time"]).drop_vars("time")
-    return float(metrics.spread_skill(ens, obs, dim=["init", "lead", "lat", "lon"])["ratio"])
+    obs = verifying(ens, obs_archive)
+    return float(metrics.spread_skill(ens, obs, dim=scored_dims(ens))["ratio"])
 
 
-def run_sampler(sst: xr.DataArray, inits, *, sampler: str, steps: int, members: int, seed: int,
+def held_out_cases(model: str, n_inits: int):
+    """``([(data, init), ...], verification archive, the dim the cases stack on)``."""
+    if model == "prediff-demo-storms":
+        vil = xearthformer.tutorial.open_dataset("storms", n_events=n_inits)["vil"]  # held out: seed 0
+        return [(vil.isel(event=[i], time=slice(0, 13)), None) for i in range(n_inits)], vil, "event"
+    sst = xearthformer.tutorial.open_dataset("enso")["sst"]  # held out: seed 0
+    # inits spread over the record, each with 12 months of context and 14 of verification
+    candidates = sst.time.values[11:-14]
+    inits = candidates[np.linspace(0, len(candidates) - 1, n_inits).round().astype(int)]
+    return [(sst, [init]) for init in inits], sst, "init"
+
+
+def run_sampler(cases, stack: str, *, sampler: str, steps: int, members: int, seed: int,
                 eta: float | None = None):
     times, parts = [], []
-    for init in inits:
+    for data, init in cases:
         start = time.perf_counter()
-        ens = xearthformer.ensemble(sst, n=members, model=MODEL, init=[init], sampler=sampler,
+        ens = xearthformer.ensemble(data, n=members, model=MODEL, init=init, sampler=sampler,
                                     steps=steps, seed=seed, progress=False, member_batch=members,
                                     eta=eta)
         times.append(time.perf_counter() - start)
         parts.append(ens)
-    return xr.concat(parts, "init"), times
+    return xr.concat(parts, stack), times
 
 
-def run_interleaved(sst: xr.DataArray, inits, configs, *, members: int, seed: int):
+def run_interleaved(cases, stack: str, configs, *, members: int, seed: int):
     """``{(sampler, steps): (ensemble, seconds per init)}``, the configs run in turn per init
     so that a change of machine load affects all of them alike."""
     runs = {config: [] for config in configs}
-    for init in inits:
+    for case in cases:
         for config in configs:
-            runs[config].append(run_sampler(sst, [init], sampler=config[0], steps=config[1],
+            runs[config].append(run_sampler([case], stack, sampler=config[0], steps=config[1],
                                             eta=config[2], members=members, seed=seed))
-    return {config: (xr.concat([e for e, _ in parts], "init"), [t[0] for _, t in parts])
+    return {config: (xr.concat([e for e, _ in parts], stack), [t[0] for _, t in parts])
             for config, parts in runs.items()}
 def control_errors(ens: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and worst-member error (in sigma) of the window-mean Nino3.4 anomaly, per scenario."""
@@ -197,6 +223,7 @@ def run_control(sst: xr.DataArray, args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global MODEL
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inits", type=int, default=6, help="held-out inits for CRPS (6)")
     parser.add_argument("--members", type=int, default=20)
@@ -219,39 +246,43 @@ def main(argv: list[str] | None = None) -> int:
                         help="--control: the control (default: the model's)")
     parser.add_argument("--exact", action="store_true",
                         help="--control: also the control evaluated exactly at every step")
+    parser.add_argument("--model", choices=MODELS, default=MODEL,
+                        help="the demo model (prediff-demo-enso; --control needs it)")
     args = parser.parse_args(argv)
+    MODEL = args.model
+    if args.control and MODEL != "prediff-demo-enso":
+        parser.error("--control measures the Nino3.4 control of prediff-demo-enso; drop --model")
     torch.set_num_threads(args.threads)
     if args.toy:
         toy_table()
         return 0
     n_inits = 2 if args.quick else args.inits
 
-    sst = xearthformer.tutorial.open_dataset("enso")["sst"]  # held out: seed 0
     if args.control:
-        return run_control(sst, args)
-    # inits spread over the record, each with 12 months of context and 14 of verification
-    candidates = sst.time.values[11:-14]
-    inits = candidates[np.linspace(0, len(candidates) - 1, n_inits).round().astype(int)]
+        return run_control(xearthformer.tutorial.open_dataset("enso")["sst"], args)
+    cases, truth, stack = held_out_cases(MODEL, n_inits)
+    units = "VIL (0-255)" if MODEL == "prediff-demo-storms" else "K"
 
     compare = [v.strip().split(":") for v in args.compare.split(",") if v.strip()]
     configs = [("ddim", args.ddim_steps, None)] + [
         (c[0], int(c[1]), float(c[2]) if len(c) > 2 else None) for c in compare]
-    runs = run_interleaved(sst, inits, configs, members=args.members, seed=args.seed)
+    runs = run_interleaved(cases, stack, configs, members=args.members, seed=args.seed)
     ddim, t_ddim = runs[configs[0]]
-    c_ddim, r_ddim = crps(ddim, sst), spread_skill_ratio(ddim, sst)
+    c_ddim, r_ddim = crps(ddim, truth), spread_skill_ratio(ddim, truth)
     med_ddim = statistics.median(t_ddim)
     print(f"torch {torch.__version__}, {args.threads} threads, {args.members} members, "
           f"{n_inits} held-out inits, model {MODEL}")
-    print(f"ddim-{args.ddim_steps:<5d} | {med_ddim:7.2f} s per init | CRPS {c_ddim:.4f} K | "
+    print(f"ddim-{args.ddim_steps:<5d} | {med_ddim:7.2f} s per init | CRPS {c_ddim:.4f} {units} | "
           f"spread-skill {r_ddim:.3f} | eta {ddim.attrs['eta']:g} (the model's)")
-    figures = {"inits": [str(i)[:10] for i in inits], "ddim_seconds": t_ddim,
+    figures = {"model": MODEL, "cases": [str(d[stack].values[0] if i is None else i[0])[:10]
+                                         for d, i in cases], "ddim_seconds": t_ddim,
                "crps_ddim": c_ddim, "spread_skill_ddim": r_ddim}
     for config in configs[1:]:
         ens, t = runs[config]
-        c, r, med = crps(ens, sst), spread_skill_ratio(ens, sst), statistics.median(t)
+        c, r, med = crps(ens, truth), spread_skill_ratio(ens, truth), statistics.median(t)
         ok = c <= 1.02 * c_ddim and abs(r - r_ddim) <= 0.1
         label = f"{config[0]}-{config[1]}" + ("" if config[2] is None else f"-eta{config[2]:g}")
-        print(f"{label:<10s} | {med:7.2f} s per init | CRPS {c:.4f} K "
+        print(f"{label:<10s} | {med:7.2f} s per init | CRPS {c:.4f} {units} "
               f"({c / c_ddim:.3f}x ddim) | spread-skill {r:.3f} ({r - r_ddim:+.3f}) | "
               f"{med_ddim / med:.1f}x faster | target (CRPS <= 1.02x, |d spread-skill| <= 0.1): "
               f"{'PASS' if ok else 'FAIL'}")
@@ -262,18 +293,18 @@ def main(argv: list[str] | None = None) -> int:
                 json.dump(figures, fh, indent=1)
         return 0
     if args.quick:
-        ref_name, ref = "ddim-200", run_sampler(sst, inits, sampler="ddim", steps=200,
+        ref_name, ref = "ddim-200", run_sampler(cases, stack, sampler="ddim", steps=200,
                                                 members=args.members, seed=args.seed)
     else:
-        ref_name, ref = "ddpm-1000", run_sampler(sst, inits, sampler="ddpm", steps=1000,
+        ref_name, ref = "ddpm-1000", run_sampler(cases, stack, sampler="ddpm", steps=1000,
                                                  members=args.members, seed=args.seed)
     ref_ens, t_ref = ref
-    c_ref = crps(ref_ens, sst)
+    c_ref = crps(ref_ens, truth)
     ratio = c_ddim / c_ref
     med_ref = statistics.median(t_ref)
     print(f"ddim-{args.ddim_steps:<5d} | target < 60 s per init: "
           f"{'PASS' if med_ddim < 60 else 'FAIL'}")
-    print(f"{ref_name:<10s} | {med_ref:7.2f} s per init | CRPS {c_ref:.4f} K | "
+    print(f"{ref_name:<10s} | {med_ref:7.2f} s per init | CRPS {c_ref:.4f} {units} | "
           f"speed-up {med_ref / med_ddim:.1f}x")
     print(f"CRPS ddim / {ref_name} = {ratio:.3f} (target <= 1.05: {'PASS' if ratio <= 1.05 else 'FAIL'})")
     if args.json:

@@ -134,3 +134,78 @@ def test_normalised_context_policies_directly() -> None:
     assert np.all(xn[0, 0, :, 0, 1, 0] == np.float32(c.normalise(c.fill_value)))
     assert stats["missing_cells"] == 1
     np.testing.assert_array_equal(xn[0, 0, :, 1, :, 0], (x[0, 0, :, 1, :, 0] / 2.0).astype("f4"))
+
+
+def _outcome(fn):
+    """``("ok", x, land, stats)`` or ``("raised", type, message)`` of ``fn(stats)``."""
+    stats: dict = {}
+    try:
+        x, land = fn(stats)
+    except Exception as err:  # noqa: BLE001 - the outcome is compared, whatever it is
+        return ("raised", type(err), str(err))
+    return ("ok", x, land, stats)
+
+
+@pytest.mark.parametrize("case", ["clean", "gaps", "infinite", "far", "outside", "shifted",
+                                  "mostly_missing", "sporadic", "all_nan"])
+@pytest.mark.parametrize("missing", ["context", "strict"])
+@pytest.mark.parametrize("bad_values", ["raise", "mask", "clip"])
+def test_series_contexts_are_the_per_context_path(case, missing, bad_values, monkeypatch) -> None:
+    """Normalising each step of the series once gives the bits of normalising every context,
+    and every refusal, count and message of it (sparse inits, an offset slab, a climatology)."""
+    from xearthformer.zoo.model_dir import InputContract
+
+    c = InputContract(variables=("sst",), in_len=4, out_len=1, step=1, step_units="months",
+                      spatial_dims=("lat", "lon"), grid_shape=(3, 5), units="K", scale=0.5,
+                      offset=0.1, anomaly=True, valid_range=(250.0, 305.0))
+    rng = np.random.default_rng(7)
+    n_time, offset = 40, 6
+    clim = 290.0 + rng.normal(size=(12, 3, 5))
+    clim[:, 2, 4] = np.nan  # a land cell of the climatology
+    series = clim[np.arange(n_time) % 12] + rng.normal(scale=0.4, size=(n_time, 3, 5))
+    series = np.stack([series, series[::-1] + 0.3])[..., None]  # "s time h w c", two samples
+    land = np.zeros((3, 5), bool)
+    land[2, 4] = True
+    if case in ("gaps", "sporadic"):
+        series[0, 20, 0, 1] = np.nan  # missing at one time: land for context, refused by strict
+    if case == "gaps":
+        series[:, :, 1, 2] = np.nan  # missing at every time: land for both policies
+    bad = {"infinite": np.inf, "far": clim[25 % 12, 1, 3] - 27.0,  # 54 scales below: far only
+           "outside": 310.0}  # above the valid range, 20 K (40 scales) from the climatology
+    series[0, 25, 1, 3] = bad.get(case, series[0, 25, 1, 3])
+    if case == "shifted":
+        series[1, 15:30] += 12 * 0.5
+    if case == "mostly_missing":
+        series[0, 24, :2] = np.nan  # 10 of the 14 sea cells in the context ending at 26
+        series[1, 22, :] = np.nan  # in no context: ignored
+    if case == "all_nan":
+        series[:] = np.nan
+    positions = np.array([12, 13, 20, 26, 31, 39])  # sparse, overlapping contexts
+    months = np.arange(n_time) + 2000 * 12
+    times = np.arange(n_time).astype("datetime64[M]")
+    slab = series[:, offset:]
+    kw = dict(missing=missing, bad_values=bad_values, where=None)
+
+    def per_context(stats):
+        window = positions[:, None] + np.arange(-c.in_len + 1, 1)
+        return quality.normalised_context(slab[:, window - offset], c, land, clim, months[window],
+                                          times[positions], stats=stats, **kw)
+
+    def per_step(stats):
+        return quality.series_contexts(slab, positions, offset, c, land, clim, months, times,
+                                       stats=stats, **kw)
+
+    expected = _outcome(per_context)
+    if case == "clean" or (case == "gaps" and missing == "context"):  # no fallback needed
+        monkeypatch.setattr(quality, "normalised_context", None)
+    got = _outcome(per_step)
+    assert got[0] == expected[0], (got[:1], expected[1:])
+    if expected[0] == "raised":
+        assert got[1:] == expected[1:]
+        return
+    np.testing.assert_array_equal(got[1], expected[1])
+    assert got[1].dtype == np.float32
+    np.testing.assert_array_equal(got[2], expected[2])
+    assert got[3] == expected[3]
+    if case == "clean":
+        assert not got[2][..., :4, :].any() and got[2][:, :, 2, 4].all()

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from . import _postprocess as post
-from . import _preprocess as pre
 from . import _quality as quality
 from .zoo import LoadedModel, load_model
 from .zoo.model_dir import InputContract
@@ -255,12 +254,9 @@ def run_ensemble_chunk(values: np.ndarray, positions: np.ndarray, offset: int, j
 
     model = job.spec if isinstance(job.spec, LoadedModel) else load_model(job.spec, device=job.device)
     c = job.contract
-    windows = pre.context_windows(np.asarray(values), positions, c.in_len, offset)
-    ctx_months = (None if job.months is None
-                  else job.months[positions[:, None] + np.arange(-c.in_len + 1, 1)])
-    x, land = quality.normalised_context(windows, c, job.land, job.clim, ctx_months, job.times[positions],
-                                     missing=job.missing, bad_values=job.bad_values,
-                                     where=job.where, stats=stats)
+    x, land = quality.series_contexts(np.asarray(values), positions, offset, c, job.land,
+                                      job.clim, job.months, job.times, missing=job.missing,
+                                      bad_values=job.bad_values, where=job.where, stats=stats)
     s, n = x.shape[:2]
     pipes = {False: _pipeline(model, settings, controlled=False)}
     if any(k is not None for k in settings.kc_sigma):

@@ -25,7 +25,7 @@ from .zoo.model_dir import InputContract
 
 __all__ = [
     "BAD_VALUE_POLICIES", "MAX_MEAN_SHIFT", "MAX_NORMALISED", "MISSING_POLICIES", "MOSTLY_MISSING",
-    "BadValueError", "check_policies", "normalised_context",
+    "BadValueError", "check_policies", "normalised_context", "series_contexts",
 ]
 
 
@@ -74,15 +74,19 @@ def _places(mask: np.ndarray, times: Sequence[Any], where: Any, n_t: int, k: int
     return ", ".join(out)
 
 
-def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy: str,
-                times: Sequence[Any], where: Any, stats: dict | None) -> np.ndarray:
-    """Apply ``bad_values=`` to the physical contexts ``raw``; returns ``raw - clim_term``
-    (anomalies where the model subtracts a climatology) with bad values masked or clipped."""
+def _limits(contract: InputContract) -> tuple[float, float]:
+    """The range of values (anomalies where the model subtracts a climatology) the model takes."""
+    return (contract.offset - MAX_NORMALISED * abs(contract.scale),
+            contract.offset + MAX_NORMALISED * abs(contract.scale))
+
+
+def _bad_value_masks(raw: np.ndarray, clim_term: Any, contract: InputContract
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(x, infinite, far, outside)``: ``x = raw - clim_term`` (where a cell has no climatology
+    and its raw value is far, ``x`` holds the raw value, to be named in the message) and the
+    masks of the three kinds of bad value."""
     x = raw - clim_term
-    fix = ("Mask them (da.where(np.isfinite(da) & (abs(da) < LIMIT))) or fix the source; or pass "
-           "bad_values='mask' (treated as missing, see missing=) or bad_values='clip'.")
-    lo, hi = contract.offset - MAX_NORMALISED * abs(contract.scale), (
-        contract.offset + MAX_NORMALISED * abs(contract.scale))
+    lo, hi = _limits(contract)
     with np.errstate(invalid="ignore"):
         far = (x < lo) | (x > hi)  # +-inf included, NaN not
         infinite = np.isinf(x) if far.any() else np.zeros(x.shape, bool)  # the rare case
@@ -90,11 +94,23 @@ def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy
         if np.ndim(clim_term) and np.isfinite(clim_term).any():  # no climatology at a cell:
             c_lo, c_hi = np.nanmin(clim_term), np.nanmax(clim_term)  # its range bounds the data
             far |= (np.isnan(x) & np.isfinite(raw)) & ((raw < c_lo + lo) | (raw > c_hi + hi))
-            x = np.where(np.isnan(x) & far, raw, x)  # named in the message by its value
+            if far.any():
+                x = np.where(np.isnan(x) & far, raw, x)  # named in the message by its value
         outside = np.zeros_like(far)
         if contract.valid_range is not None:
             vlo, vhi = contract.valid_range
             outside = np.isfinite(raw) & ((raw < vlo) | (raw > vhi))
+    return x, infinite, far, outside
+
+
+def _bad_values(raw: np.ndarray, clim_term: Any, contract: InputContract, policy: str,
+                times: Sequence[Any], where: Any, stats: dict | None) -> np.ndarray:
+    """Apply ``bad_values=`` to the physical contexts ``raw``; returns ``raw - clim_term``
+    (anomalies where the model subtracts a climatology) with bad values masked or clipped."""
+    fix = ("Mask them (da.where(np.isfinite(da) & (abs(da) < LIMIT))) or fix the source; or pass "
+           "bad_values='mask' (treated as missing, see missing=) or bad_values='clip'.")
+    lo, hi = _limits(contract)
+    x, infinite, far, outside = _bad_value_masks(raw, clim_term, contract)
     n_t = x.shape[2]
     problems = []
     if infinite.any():
@@ -200,3 +216,79 @@ def normalised_context(windows: np.ndarray, contract: InputContract, land: np.nd
     xn = np.where(np.broadcast_to(land_item[:, :, None], xn.shape),
                   contract.normalise(np.float64(contract.fill_value)), xn)
     return xn.astype(np.float32), land_item
+
+
+def series_contexts(values: np.ndarray, positions: np.ndarray, offset: int,
+                    contract: InputContract, land: np.ndarray, clim: np.ndarray | None,
+                    months: np.ndarray | None, times: Sequence[Any], *, missing: str = "context",
+                    bad_values: str = "raise", where: Any = None, stats: dict | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`normalised_context` of the contexts ending at ``positions``, computed once per time
+    step of the series instead of once per context (a step is in up to ``in_len`` contexts).
+
+    ``values`` is the physical series ``"s time h w c"`` whose first step is at position
+    ``offset`` of the full series; ``positions``, ``months`` (year*12+month-1 per step of the
+    full series) and ``times`` refer to the full series. The result is bit-identical to
+    :func:`normalised_context` of the windows: the values are checked, anomalies taken and
+    normalised step by step, then gathered into contexts and filled. Where anything is refused,
+    masked or clipped (rare), the per-context path runs instead and decides, counts and words
+    it exactly as before.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xearthformer.zoo.model_dir import InputContract
+    >>> c = InputContract(variables=["t"], in_len=2, out_len=1, step=1, step_units="months",
+    ...                   spatial_dims=["y", "x"], grid_shape=[1, 2], units="K", offset=0.0,
+    ...                   scale=2.0, anomaly=False, fill_value=0.0)
+    >>> series = np.array([1.0, 2.0, 3.0, np.nan, 5.0, 6.0]).reshape(1, 3, 1, 2, 1)
+    >>> x, land = series_contexts(series, np.array([1, 2]), 0, c, np.zeros((1, 2), bool),
+    ...                           None, None, [])
+    >>> x[0, :, :, 0, :, 0].tolist(), land[0, :, 0, :, 0].tolist()  # cell 2 gap: filled with 0
+    ([[[0.5, 0.0], [1.5, 0.0]], [[1.5, 0.0], [2.5, 0.0]]], [[False, True], [False, True]])
+    """
+    window = np.asarray(positions)[:, None] + np.arange(-contract.in_len + 1, 1)  # "n t"
+    used, local = np.unique(window, return_inverse=True)
+    local = local.reshape(window.shape)
+
+    def per_context() -> tuple[np.ndarray, np.ndarray]:
+        return normalised_context(np.asarray(values)[:, window - offset], contract, land, clim,
+                                  None if months is None else months[window],
+                                  np.asarray(times)[positions] if len(times) else times,
+                                  missing=missing, bad_values=bad_values, where=where,
+                                  stats=stats)
+
+    steps = (slice(used[0] - offset, used[-1] - offset + 1)
+             if used[-1] - used[0] + 1 == used.size else used - offset)
+    raw = np.asarray(np.asarray(values)[:, steps], dtype=np.float64)  # "s u h w c"
+    clim_term = clim[months[used] % 12][None, ..., None] if clim is not None else 0.0
+    x, infinite, far, outside = _bad_value_masks(raw, clim_term, contract)
+    if infinite.any() or far.any() or outside.any():
+        return per_context()
+    missing_step = np.isnan(x)
+    if missing_step.all():
+        return per_context()
+    with np.errstate(invalid="ignore"):  # the whole-field shift, from per-step sums
+        good = ~missing_step
+        counts = good.sum(axis=(2, 3, 4))[:, local].sum(axis=2)  # "s n"
+        sums = np.where(good, x, 0.0).sum(axis=(2, 3, 4))[:, local].sum(axis=2)
+        shift = np.abs(sums / np.maximum(counts, 1) - contract.offset) / abs(contract.scale)
+    if ((counts > 0) & (shift > MAX_MEAN_SHIFT)).any():
+        return per_context()
+    sea = ~np.asarray(land, bool)[None, None, :, :, None]
+    missing_in_context = missing_step[:, local]  # "s n t h w c"
+    if missing == "strict":
+        land_item = missing_in_context.all(axis=2) | ~sea
+        if (missing_in_context.any(axis=2) & ~land_item).any():
+            return per_context()
+    else:
+        land_item = missing_in_context.any(axis=2) | ~sea
+        fraction = (land_item & sea).sum(axis=(2, 3)) / max(int(sea.sum()), 1)
+        if (fraction > MOSTLY_MISSING).any():
+            return per_context()
+    if stats is not None:
+        stats["missing_cells"] = stats.get("missing_cells", 0) + int((land_item & sea).sum())
+    xn = contract.normalise(np.where(missing_step, 0.0, x)).astype(np.float32)[:, local]
+    fill = np.float32(contract.normalise(np.float64(contract.fill_value)))
+    np.copyto(xn, fill, where=land_item[:, :, None])
+    return xn, land_item

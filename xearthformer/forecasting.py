@@ -176,13 +176,10 @@ def normalised_contexts(plan: ForecastPlan, values: np.ndarray, positions: np.nd
     >>> x.shape, land.shape
     ((1, 1, 12, 24, 48, 1), (1, 1, 24, 48, 1))
     """
-    c = plan.contract
-    windows = pre.context_windows(values, positions, c.in_len, offset)
-    months = plan.prep.month_index()
-    ctx_months = None if months is None else months[positions[:, None] + np.arange(-c.in_len + 1, 1)]
-    return quality.normalised_context(windows, c, plan.prep.land, plan.prep.clim, ctx_months,
-                                  plan.prep.times[positions], missing=plan.missing,
-                                  bad_values=plan.bad_values, where=plan.where())
+    return quality.series_contexts(values, positions, offset, plan.contract, plan.prep.land,
+                                   plan.prep.clim, plan.prep.month_index(), plan.prep.times,
+                                   missing=plan.missing, bad_values=plan.bad_values,
+                                   where=plan.where())
 
 
 def wrap_output(plan: ForecastPlan, values: Any, extra: dict[str, Sequence[Any]] | None = None
@@ -257,12 +254,9 @@ def _run_chunk(values: np.ndarray, positions: np.ndarray, offset: int, job: _Chu
 
     model = job.spec if isinstance(job.spec, LoadedModel) else load_model(job.spec, device=job.device)
     c = job.contract
-    windows = pre.context_windows(np.asarray(values), positions, c.in_len, offset)
-    ctx_months = (None if job.months is None
-                  else job.months[positions[:, None] + np.arange(-c.in_len + 1, 1)])
-    x, land = quality.normalised_context(windows, c, job.land, job.clim, ctx_months,
-                                     job.times[positions], missing=job.missing,
-                                     bad_values=job.bad_values, where=job.where, stats=stats)
+    x, land = quality.series_contexts(np.asarray(values), positions, offset, c, job.land,
+                                      job.clim, job.months, job.times, missing=job.missing,
+                                      bad_values=job.bad_values, where=job.where, stats=stats)
     s, n = x.shape[:2]
     n_steps = int(job.lead_steps.max())
     y = _rollout(model.module, rearrange(x, "s n t h w c -> (s n) t h w c"),
