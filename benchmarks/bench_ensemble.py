@@ -25,11 +25,12 @@ cases are the events of the tutorial storms data (seed 0, never seen in training
 (the 13th frame), verified on the 12 frames that follow (VIL 0-255, all cells).
 
 ``--control`` measures instead what knowledge control costs (issue 25): in one process, on
-the same init, ``--reps`` rounds alternating the plain ensemble, ``kc_sigma=K`` and
-``kc_sigma=[-2, 0, 2]`` (same model, sampler, steps and members), then prints each one's
-median time, its ratio to the plain ensemble (per scenario for the list) and the control's
-target errors in sigma: the ensemble mean's and the worst member's window-mean Nino3.4
-anomaly against ``kc_target`` (``mu + k sigma``). Targets: ratio <= 1.3, mean error <= 0.05
+the same held-out init, ``--reps`` rounds alternating the plain ensemble, ``kc_sigma=K`` and
+``kc_sigma=[-2, 0, 2]`` (same model, sampler, steps and members; ``--sampler``/``--steps``,
+default the model's), then prints each one's median time, its ratio to the plain ensemble (per
+scenario for the list) and the control's target errors in sigma: the ensemble mean's and the
+worst member's window mean of the alignment quantity (ENSO: the Nino3.4 anomaly; storms: the
+mean VIL) against ``kc_target`` (``mu + k sigma``). Targets: ratio <= 1.3, mean error <= 0.05
 sigma, worst member <= 0.25 sigma. ``--control-method`` picks the control (default: the
 model's); ``--exact`` also times the control evaluated exactly at every step (slow).
 """
@@ -158,24 +159,32 @@ def run_interleaved(cases, stack: str, configs, *, members: int, seed: int):
     return {config: (xr.concat([e for e, _ in parts], stack), [t[0] for _, t in parts])
             for config, parts in runs.items()}
 def control_errors(ens: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and worst-member error (in sigma) of the window-mean Nino3.4 anomaly, per scenario."""
+    """Mean and worst-member error (in sigma) of the window mean of the model's alignment
+    quantity (ENSO: the Nino3.4 anomaly; storms: the mean VIL) against ``mu + k sigma``, per
+    scenario, over the alignment region of the card (the whole grid without one)."""
     info = xearthformer.load_model(MODEL).card.contract.alignment
     mu, sigma = float(info["mu"]), float(info["sigma"])
-    box = ens.sel(lat=slice(-5, 5), lon=slice(190, 240)).mean(["lat", "lon", "lead"])  # as trained
+    region = {dim: slice(min(b), max(b)) for dim, b in (info.get("region") or {}).items()
+              if dim in ens.dims and b is not None}
+    spatial = [d for d in ens.dims if d not in ("event", "init", "kc_sigma", "member", "lead")]
+    box = ens.sel(region).mean(spatial + ["lead"])  # as trained
     if "kc_sigma" not in box.dims:
         box = box.expand_dims(kc_sigma=[float(ens.attrs["kc_sigma"])])
     err = (box - (mu + box["kc_sigma"] * sigma)) / sigma  # "init kc_sigma member"
-    mean = abs(err.mean(["init", "member"])).values
-    worst = abs(err).max(["init", "member"]).values
-    return mean, worst
+    over = [d for d in err.dims if d != "kc_sigma"]
+    return abs(err.mean(over)).values, abs(err).max(over).values
 
 
-def run_control(sst: xr.DataArray, args) -> int:
+def run_control(args) -> int:
     """Plain vs knowledge-controlled ensembles, alternated in one process (issue 25)."""
-    candidates = sst.time.values[11:-14]
-    init = [candidates[len(candidates) // 2]]
-    common = dict(n=args.members, model=MODEL, init=init, steps=args.ddim_steps, seed=args.seed,
-                  progress=False, member_batch=args.members)
+    if MODEL == "prediff-demo-storms":
+        data, init = held_out_cases(MODEL, 8)[0][4]  # one held-out event
+    else:
+        data = xearthformer.tutorial.open_dataset("enso")["sst"]  # held out: seed 0
+        candidates = data.time.values[11:-14]
+        init = [candidates[len(candidates) // 2]]
+    common = dict(n=args.members, model=MODEL, init=init, sampler=args.sampler,
+                  steps=args.steps, seed=args.seed, progress=False, member_batch=args.members)
     cases = {"plain": dict(kc_sigma=None), f"kc_sigma={args.kc:g}": dict(kc_sigma=args.kc),
              "kc_sigma=[-2,0,2]": dict(kc_sigma=[-2.0, 0.0, 2.0])}
     if args.control_method:
@@ -190,18 +199,20 @@ def run_control(sst: xr.DataArray, args) -> int:
     from xearthformer import _ensemble  # noqa: PLC0415
 
     fast = _ensemble.FAST_EXACT_STEPS
-    xearthformer.ensemble(sst, **{**common, "n": 2, "member_batch": 2})  # warm-up
+    xearthformer.ensemble(data, **{**common, "n": 2, "member_batch": 2})  # warm-up
     for _ in range(args.reps):
         for name, kwargs in cases.items():
             kwargs = dict(kwargs)
             _ensemble.FAST_EXACT_STEPS = None if kwargs.pop("_exact", False) else fast
             start = time.perf_counter()
-            outputs[name] = xearthformer.ensemble(sst, **common, **kwargs)
+            outputs[name] = xearthformer.ensemble(data, **common, **kwargs)
             times[name].append(time.perf_counter() - start)
     _ensemble.FAST_EXACT_STEPS = fast
     plain = statistics.median(times["plain"])
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.members} members, DDIM-"
-          f"{args.ddim_steps}, 1 init, median of {args.reps} alternated rounds, model {MODEL}")
+    ran = outputs["plain"].attrs
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.members} members, "
+          f"{ran['sampler']}-{ran['steps']}, 1 init, median of {args.reps} alternated rounds, "
+          f"model {MODEL}")
     print(f"{'plain':<22s} | {plain:7.2f} s")
     for name in cases:
         if name == "plain":
@@ -246,12 +257,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="--control: the control (default: the model's)")
     parser.add_argument("--exact", action="store_true",
                         help="--control: also the control evaluated exactly at every step")
+    parser.add_argument("--sampler", help="--control: the sampler (default: the model's)")
+    parser.add_argument("--steps", type=int, help="--control: its steps (default: the model's)")
     parser.add_argument("--model", choices=MODELS, default=MODEL,
-                        help="the demo model (prediff-demo-enso; --control needs it)")
+                        help="the demo model (prediff-demo-enso)")
     args = parser.parse_args(argv)
     MODEL = args.model
-    if args.control and MODEL != "prediff-demo-enso":
-        parser.error("--control measures the Nino3.4 control of prediff-demo-enso; drop --model")
     torch.set_num_threads(args.threads)
     if args.toy:
         toy_table()
@@ -259,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     n_inits = 2 if args.quick else args.inits
 
     if args.control:
-        return run_control(xearthformer.tutorial.open_dataset("enso")["sst"], args)
+        return run_control(args)
     cases, truth, stack = held_out_cases(MODEL, n_inits)
     units = "VIL (0-255)" if MODEL == "prediff-demo-storms" else "K"
 

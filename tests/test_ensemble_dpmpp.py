@@ -56,25 +56,39 @@ def test_dpmpp_bad_steps_and_eta(sst):
         xearthformer.ensemble(sst, n=1, sampler="dpmpp", eta=0.5, progress=False)
 
 
-def test_default_sampler_is_the_cards_choice():
-    """prediff-demo-enso's card makes DPM-Solver++ (15 steps, the SDE) its default, with the
-    evidence beside it; the storms demo keeps the sampler it was tuned with, and an explicit
+def test_default_sampler_is_the_cards_choice(tmp_path):
+    """Both demo cards make DPM-Solver++ (15 steps, the SDE) their default, with the evidence
+    beside it; a card without one keeps the sampler it was tuned with, and an explicit
     ``sampler=`` or ``steps=`` wins (issue 23 §1)."""
+    import json
+    import shutil
+
     from xearthformer import _ensemble
+    from xearthformer.zoo import registry
 
     def resolved(name, **kw):
         opts = dict(control=None, sampler=None, steps=None, norm=None, guide_scale=None) | kw
         return _ensemble.resolve_options(xearthformer.load_model(name), **opts)
 
-    enso = resolved("prediff-demo-enso")
-    assert (enso.sampler, enso.steps, enso.eta) == ("dpmpp", DPMPP_DEFAULT_STEPS, 1.0)
-    card = xearthformer.load_model("prediff-demo-enso").card.training
-    assert "bench_ensemble.py" in card["default_sampler"]["evidence"]
+    for name in ("prediff-demo-enso", "prediff-demo-storms"):
+        chosen = resolved(name)
+        assert (chosen.sampler, chosen.steps, chosen.eta) == ("dpmpp", DPMPP_DEFAULT_STEPS, 1.0)
+        card = xearthformer.load_model(name).card.training
+        assert f"bench_ensemble.py{' --model ' + name if 'storms' in name else ''}" in (
+            card["default_sampler"]["evidence"])
     seven = resolved("prediff-demo-enso", steps=7)
     assert (seven.sampler, seven.steps) == ("dpmpp", 7)
-    by_name = resolved("prediff-demo-storms", sampler="dpmpp")
-    assert (by_name.sampler, by_name.steps) == ("dpmpp", DPMPP_DEFAULT_STEPS)
     ddim = resolved("prediff-demo-enso", sampler="ddim")
+    card = xearthformer.load_model("prediff-demo-enso").card.training
     assert (ddim.sampler, ddim.steps) == ("ddim", card["sampler"]["num_steps"])
-    storms = resolved("prediff-demo-storms")
-    assert storms.sampler == "ddim"
+
+    # a model trained by a user: no default_sampler in its card
+    own = tmp_path / "own-storms"
+    shutil.copytree(registry.DEMO_DIR / "prediff-demo-storms", own)
+    meta = json.loads((own / "model.json").read_text())
+    del meta["training"]["default_sampler"]
+    (own / "model.json").write_text(json.dumps(meta))
+    tuned = resolved(str(own))
+    assert (tuned.sampler, tuned.steps) == ("ddim", meta["training"]["sampler"]["num_steps"])
+    by_name = resolved(str(own), sampler="dpmpp")
+    assert (by_name.sampler, by_name.steps) == ("dpmpp", DPMPP_DEFAULT_STEPS)

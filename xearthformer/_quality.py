@@ -247,17 +247,20 @@ def series_contexts(values: np.ndarray, positions: np.ndarray, offset: int,
     >>> x[0, :, :, 0, :, 0].tolist(), land[0, :, 0, :, 0].tolist()  # cell 2 gap: filled with 0
     ([[[0.5, 0.0], [1.5, 0.0]], [[1.5, 0.0], [2.5, 0.0]]], [[False, True], [False, True]])
     """
-    window = np.asarray(positions)[:, None] + np.arange(-contract.in_len + 1, 1)  # "n t"
+    positions = np.asarray(positions)
+    window = positions[:, None] + np.arange(-contract.in_len + 1, 1)  # "n t"
     used, local = np.unique(window, return_inverse=True)
     local = local.reshape(window.shape)
 
     def per_context() -> tuple[np.ndarray, np.ndarray]:
         return normalised_context(np.asarray(values)[:, window - offset], contract, land, clim,
                                   None if months is None else months[window],
-                                  np.asarray(times)[positions] if len(times) else times,
+                                  times[positions] if len(times) else times,
                                   missing=missing, bad_values=bad_values, where=where,
                                   stats=stats)
 
+    if used.size == 0:
+        return per_context()
     steps = (slice(used[0] - offset, used[-1] - offset + 1)
              if used[-1] - used[0] + 1 == used.size else used - offset)
     raw = np.asarray(np.asarray(values)[:, steps], dtype=np.float64)  # "s u h w c"

@@ -94,8 +94,8 @@ def ensemble(
         ignored); ``"ddim"``: fewer steps; ``"dpmpp"``: DPM-Solver++(2M), a second-order
         solver that needs fewer steps than DDIM for the same accuracy
         (:class:`~xearthformer.diffusion.DPMSolverSampler`; ``eta`` 0 or 1). Default: the
-        model card's default sampler (``"dpmpp"``, 15 steps, for ``"prediff-demo-enso"``:
-        the same CRPS and spread-skill as DDIM-50 at 3x less work, see its card), else the
+        model card's default sampler (``"dpmpp"``, 15 steps, for both demo models: the
+        same CRPS and spread-skill as DDIM-50 at 3x less work, see their cards), else the
         sampler it was tuned with; DDPM for the official method on an official model.
     eta : float, optional
         DDIM stochasticity (0 deterministic given the initial noise; 1 DDPM-like); default

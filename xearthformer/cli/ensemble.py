@@ -54,7 +54,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int,
                         help="denoising steps (default: the model card's; dpmpp 15)")
     parser.add_argument("--sampler", choices=["ddim", "ddpm", "dpmpp"],
-                        help="default: the model card's (dpmpp for prediff-demo-enso; DDPM for the "
+                        help="default: the model card's (dpmpp for the demo models; DDPM for the "
                              "official method on an official model)")
     parser.add_argument("--control", choices=["mean_shift", "clean_estimate"],
                         help="knowledge control: mean_shift (PreDiff's knowledge alignment) or "
