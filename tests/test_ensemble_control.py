@@ -48,16 +48,27 @@ def test_control_per_call_and_attrs_record_what_ran(sst):
 
 
 @pytest.mark.parametrize("control", ["clean_estimate", "mean_shift", None])
-def test_a_member_does_not_depend_on_batching_or_other_members(sst, control):
+def test_a_member_does_not_depend_on_batching_or_other_members(sst, control, monkeypatch):
     kc = None if control is None else 2.0
     kw = dict(FAST, seed=1, control=control)
     a = xearthformer.ensemble(sst, n=3, member_batch=3, kc_sigma=kc, **kw)
     b = xearthformer.ensemble(sst, n=3, member_batch=1, kc_sigma=kc, **kw)
     np.testing.assert_allclose(a.values, b.values, rtol=0, atol=BATCHING_ATOL)
     if kc is not None:  # scenarios share model calls with the members of the other scenarios
+        from xearthformer.diffusion import PreDiffPipeline
+
+        rows: list[int] = []
+        call = PreDiffPipeline.__call__
+        monkeypatch.setattr(PreDiffPipeline, "__call__",
+                            lambda self, context, **k: rows.append(len(context)) or call(self, context, **k))
         many = xearthformer.ensemble(sst, n=3, kc_sigma=[-2.0, 2.0], **kw)
+        assert rows == [6]  # both scenarios in one call: 6 rows fit in member_batch (20)
         np.testing.assert_allclose(many.sel(kc_sigma=2.0).values, a.values, rtol=0,
                                    atol=BATCHING_ATOL)
+        rows.clear()  # member_batch=3 bounds the rows of a call: one scenario per call
+        apart = xearthformer.ensemble(sst, n=3, member_batch=3, kc_sigma=[-2.0, 2.0], **kw)
+        assert rows == [3, 3]
+        np.testing.assert_allclose(apart.values, many.values, rtol=0, atol=BATCHING_ATOL)
 
 
 def test_controlled_quantity_meets_its_target_cheaply(sst):

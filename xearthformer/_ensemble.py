@@ -199,8 +199,10 @@ def _sample(pipes: dict, context, settings: EnsembleSettings, contract: InputCon
     """One context ``"1 t h w c"`` -> normalised ``"k m l h w c"``.
 
     Controlled scenarios run together, stacked with the members in one model call (rows
-    ``scenario x member``), except with the official ``norm="batch"``, whose single norm over
-    the batch would couple them; the uncontrolled scenario runs on its own.
+    ``scenario x member``), as many as fit in ``member_batch`` rows (so ``member_batch`` bounds
+    the rows of every call, hence the memory), except with the official ``norm="batch"``,
+    whose single norm over the batch would couple them; the uncontrolled scenario runs on
+    its own.
     """
     import torch  # noqa: PLC0415
 
@@ -209,8 +211,9 @@ def _sample(pipes: dict, context, settings: EnsembleSettings, contract: InputCon
     free = [i for i, k in enumerate(settings.kc_sigma) if k is None]
     if settings.control == "mean_shift" and settings.norm == "batch":
         groups = [[i] for i in controlled]
-    else:
-        groups = [controlled] if controlled else []
+    else:  # stacked up to member_batch rows: larger batches were slower on a CPU, not faster
+        per_call = max(1, settings.member_batch // min(settings.members, settings.member_batch))
+        groups = [controlled[j:j + per_call] for j in range(0, len(controlled), per_call)]
     groups += [[i] for i in free]
     results: dict[int, list[np.ndarray]] = {i: [] for i in range(len(settings.kc_sigma))}
     for group in groups:
