@@ -30,8 +30,10 @@ the same held-out init, ``--reps`` rounds alternating the plain ensemble, ``kc_s
 default the model's), then prints each one's median time, its ratio to the plain ensemble (per
 scenario for the list) and the control's target errors in sigma: the ensemble mean's and the
 worst member's window mean of the alignment quantity (ENSO: the Nino3.4 anomaly; storms: the
-mean VIL) against ``kc_target`` (``mu + k sigma``). Targets: ratio <= 1.3, mean error <= 0.05
-sigma, worst member <= 0.25 sigma. ``--control-method`` picks the control (default: the
+mean VIL) against ``kc_target`` (``mu + k sigma``), and the VAE decoder's calls of the last
+round (those with gradient are each followed by a backward pass of the control) with the
+seconds inside them. Targets: ratio <= 1.3, mean error <= 0.05 sigma, worst member <= 0.25
+sigma. ``--control-method`` picks the control (default: the
 model's); ``--exact`` also times the control evaluated exactly at every step (slow).
 """
 
@@ -175,6 +177,27 @@ def control_errors(ens: xr.DataArray) -> tuple[np.ndarray, np.ndarray]:
     return abs(err.mean(over)).values, abs(err).max(over).values
 
 
+class DecoderCalls:
+    """Counts the calls of a VAE's ``decode`` (those with gradient: each is followed by a
+    backward pass of the control) and the seconds inside them."""
+
+    def __init__(self, vae):
+        self.calls = self.with_grad = 0
+        self.seconds = 0.0
+        decode = vae.decode
+
+        def counted(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return decode(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+                self.calls += 1
+                self.with_grad += torch.is_grad_enabled()
+
+        vae.decode = counted  # this benchmark's own model instance only
+
+
 def run_control(args) -> int:
     """Plain vs knowledge-controlled ensembles, alternated in one process (issue 25)."""
     if MODEL == "prediff-demo-storms":
@@ -183,7 +206,9 @@ def run_control(args) -> int:
         data = xearthformer.tutorial.open_dataset("enso")["sst"]  # held out: seed 0
         candidates = data.time.values[11:-14]
         init = [candidates[len(candidates) // 2]]
-    common = dict(n=args.members, model=MODEL, init=init, sampler=args.sampler,
+    loaded = xearthformer.load_model(MODEL)
+    decoder = DecoderCalls(loaded.modules["vae"])
+    common = dict(n=args.members, model=loaded, init=init, sampler=args.sampler,
                   steps=args.steps, seed=args.seed, progress=False, member_batch=args.members)
     cases = {"plain": dict(kc_sigma=None), f"kc_sigma={args.kc:g}": dict(kc_sigma=args.kc),
              "kc_sigma=[-2,0,2]": dict(kc_sigma=[-2.0, 0.0, 2.0])}
@@ -195,6 +220,7 @@ def run_control(args) -> int:
         cases[f"kc_sigma={args.kc:g} exact"] = dict(kc_sigma=args.kc, control="clean_estimate",
                                                     _exact=True)
     times: dict[str, list[float]] = {name: [] for name in cases}
+    decodes: dict[str, tuple[int, int, float]] = {}  # the last round's calls, with grad, seconds
     outputs: dict[str, xr.DataArray] = {}
     from xearthformer import _ensemble  # noqa: PLC0415
 
@@ -204,16 +230,23 @@ def run_control(args) -> int:
         for name, kwargs in cases.items():
             kwargs = dict(kwargs)
             _ensemble.FAST_EXACT_STEPS = None if kwargs.pop("_exact", False) else fast
+            before = (decoder.calls, decoder.with_grad, decoder.seconds)
             start = time.perf_counter()
             outputs[name] = xearthformer.ensemble(data, **common, **kwargs)
             times[name].append(time.perf_counter() - start)
+            decodes[name] = (decoder.calls - before[0], decoder.with_grad - before[1],
+                             decoder.seconds - before[2])
     _ensemble.FAST_EXACT_STEPS = fast
     plain = statistics.median(times["plain"])
     ran = outputs["plain"].attrs
     print(f"torch {torch.__version__}, {args.threads} threads, {args.members} members, "
           f"{ran['sampler']}-{ran['steps']}, 1 init, median of {args.reps} alternated rounds, "
           f"model {MODEL}")
-    print(f"{'plain':<22s} | {plain:7.2f} s")
+    def decoded(name):
+        calls, grads, seconds = decodes[name]
+        return f"decoder: {calls} calls ({grads} with gradient), {seconds:.2f} s"
+
+    print(f"{'plain':<22s} | {plain:7.2f} s | {decoded('plain')}")
     for name in cases:
         if name == "plain":
             continue
@@ -226,7 +259,7 @@ def run_control(args) -> int:
         print(f"{name:<22s} | {t:7.2f} s | ratio {ratio:5.2f}x plain{' per scenario' if scenarios > 1 else ''} "
               f"(target <= 1.3) | control {ens.attrs['kc_control']} | error mean "
               f"{np.array2string(mean, precision=4)} worst member {np.array2string(worst, precision=4)} "
-              f"sigma (targets 0.05 / 0.25) | {'PASS' if ok else 'FAIL'}")
+              f"sigma (targets 0.05 / 0.25) | {'PASS' if ok else 'FAIL'} | {decoded(name)}")
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"seconds": times}, fh, indent=1)

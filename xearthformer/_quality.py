@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._layout import LayoutError, MissingDataError
+from ._preprocess import as_indexer
 from .zoo.model_dir import InputContract
 
 __all__ = [
@@ -247,13 +248,13 @@ def series_contexts(values: np.ndarray, positions: np.ndarray, offset: int,
     >>> x[0, :, :, 0, :, 0].tolist(), land[0, :, 0, :, 0].tolist()  # cell 2 gap: filled with 0
     ([[[0.5, 0.0], [1.5, 0.0]], [[1.5, 0.0], [2.5, 0.0]]], [[False, True], [False, True]])
     """
-    positions = np.asarray(positions)
+    values, positions = np.asarray(values), np.asarray(positions)
     window = positions[:, None] + np.arange(-contract.in_len + 1, 1)  # "n t"
     used, local = np.unique(window, return_inverse=True)
     local = local.reshape(window.shape)
 
     def per_context() -> tuple[np.ndarray, np.ndarray]:
-        return normalised_context(np.asarray(values)[:, window - offset], contract, land, clim,
+        return normalised_context(values[:, window - offset], contract, land, clim,
                                   None if months is None else months[window],
                                   times[positions] if len(times) else times,
                                   missing=missing, bad_values=bad_values, where=where,
@@ -261,9 +262,7 @@ def series_contexts(values: np.ndarray, positions: np.ndarray, offset: int,
 
     if used.size == 0:
         return per_context()
-    steps = (slice(used[0] - offset, used[-1] - offset + 1)
-             if used[-1] - used[0] + 1 == used.size else used - offset)
-    raw = np.asarray(np.asarray(values)[:, steps], dtype=np.float64)  # "s u h w c"
+    raw = np.asarray(values[:, as_indexer(used - offset)], dtype=np.float64)  # "s u h w c"
     clim_term = clim[months[used] % 12][None, ..., None] if clim is not None else 0.0
     x, infinite, far, outside = _bad_value_masks(raw, clim_term, contract)
     if infinite.any() or far.any() or outside.any():
